@@ -1,0 +1,1 @@
+"""Shipped default configuration (providers, pricing, defaults), read as package data."""

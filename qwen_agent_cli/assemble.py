@@ -1,0 +1,180 @@
+"""Builds a ready Agent from Settings: the provider, the executor, the tools and the session
+(new, resumed or continued). Shared by `run`, `ci` and `demo` so they cannot drift.
+
+Takes the environment as an argument; never reads os.environ.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from qwen_agent_cli import context
+from qwen_agent_cli.agent import Agent, Budgets
+from qwen_agent_cli.approval import Approver, NonInteractiveApprover, Policy
+from qwen_agent_cli.config import Settings
+from qwen_agent_cli.errors import ConfigError, StoreError
+from qwen_agent_cli.provider import Provider, RetryPolicy
+from qwen_agent_cli.sandbox import Executor, Workspace, make_executor, scrubbed_env
+from qwen_agent_cli.store import SessionStore
+from qwen_agent_cli.tools import BUILTIN_TOOLS, ToolContext, ToolRegistry
+from qwen_agent_cli.types import SessionInfo
+
+DATA_DIR_NAME = "qac"
+
+
+def data_dir(env: Mapping[str, str]) -> Path:
+    """QAC_HOME, else the platform's user data directory."""
+    if env.get("QAC_HOME"):
+        return Path(env["QAC_HOME"]).expanduser()
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir(DATA_DIR_NAME))
+
+
+def user_config_file(env: Mapping[str, str]) -> Path:
+    """QAC_HOME/config.toml, else the platform's user config directory."""
+    if env.get("QAC_HOME"):
+        return Path(env["QAC_HOME"]).expanduser() / "config.toml"
+    from platformdirs import user_config_dir
+
+    return Path(user_config_dir(DATA_DIR_NAME)) / "config.toml"
+
+
+def store_path(settings: Settings, env: Mapping[str, str]) -> Path:
+    return Path(settings.store).expanduser() if settings.store else data_dir(env) / "sessions.db"
+
+
+def system_prompt() -> str:
+    return resources.files("qwen_agent_cli.prompts").joinpath("system.md").read_text("utf-8")
+
+
+def api_key(settings: Settings, env: Mapping[str, str]) -> str:
+    """The key from the profile's variable; a missing one is a clear config error."""
+    profile = settings.profile
+    if not profile.key_env:
+        return ""
+    key = env.get(profile.key_env, "").strip()
+    if not key:
+        raise ConfigError(
+            f"{profile.key_env} is not set: export {profile.key_env}=<your key> for provider "
+            f"{profile.name!r}, or pick another with --provider / --api-key-env"
+        )
+    return key
+
+
+def workdir_of(directory: str | None) -> Path:
+    path = Path(directory or ".").expanduser()
+    if not path.exists():
+        raise ConfigError(f"cannot work in {path}: no such directory")
+    if not path.is_dir():
+        raise ConfigError(f"cannot work in {path}: not a directory")
+    try:
+        next(path.iterdir(), None)
+    except PermissionError:
+        raise ConfigError(f"cannot work in {path}: permission denied") from None
+    return path.resolve()
+
+
+def build_executor(settings: Settings, env: Mapping[str, str], workdir: Path) -> Executor:
+    profile = settings.profile
+    secret = (*settings.sandbox_secret_env, *([profile.key_env] if profile.key_env else ()))
+    hidden = [Path(env.get("HOME") or Path.home()), data_dir(env), user_config_file(env).parent]
+    if settings.store:
+        hidden.append(Path(settings.store).expanduser().resolve().parent)
+    clean = scrubbed_env(env, extra_allowed=settings.sandbox_env, secret=secret, home="")
+    return make_executor(
+        settings.sandbox, workspace=workdir, env=clean, network=settings.sandbox_network,
+        hidden=hidden,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Assembly:
+    agent: Agent
+    resumed: bool
+    executor: Executor
+
+
+def open_session(
+    store: SessionStore,
+    settings: Settings,
+    workdir: Path,
+    registry: ToolRegistry,
+    *,
+    resume: str | None,
+    continue_latest: bool,
+) -> tuple[SessionInfo, bool]:
+    """The stored session to continue, or a new one with its snapshot taken now, once."""
+    if resume:
+        return store.get(resume), True
+    if continue_latest:
+        latest = store.latest(str(workdir))
+        if latest is None:
+            raise StoreError(f"no earlier session for {workdir} to continue; start one with run")
+        return latest, True
+    profile = settings.profile
+    info = SessionInfo(
+        id="",
+        repository=context.repo_state(workdir).name,
+        workdir=str(workdir),
+        provider=profile.name,
+        model=profile.model,
+        system_prompt=system_prompt(),
+        context=context.snapshot(workdir),
+        tools=tuple(registry.schemas()),
+        settings={"thinking": settings.thinking, "preserve_thinking": settings.preserve_thinking,
+                  "sandbox": settings.sandbox, "base_url": profile.base_url},
+    )
+    return store.create(info), False
+
+
+def assemble(
+    settings: Settings,
+    *,
+    env: Mapping[str, str],
+    workdir: Path,
+    store: SessionStore,
+    resume: str | None = None,
+    continue_latest: bool = False,
+    approver: Approver | None = None,
+    default_approval: str = "auto",
+) -> Assembly:
+    """Everything a run needs, checked before the first request is sent."""
+    profile = settings.profile
+    key = api_key(settings, env)
+    executor = build_executor(settings, env, workdir)
+    workspace = Workspace(workdir, guarded=settings.sandbox != "off")
+    registry = ToolRegistry(BUILTIN_TOOLS, ToolContext(workspace, executor, settings))
+    session, resumed = open_session(
+        store, settings, workdir, registry, resume=resume, continue_latest=continue_latest
+    )
+    mode = settings.approval or default_approval
+    provider = Provider(
+        profile,
+        key,
+        thinking=settings.thinking,
+        preserve=settings.preserve_thinking,
+        retry=RetryPolicy(settings.retries, settings.retry_base_delay, settings.retry_max_delay),
+        request_timeout=settings.request_timeout,
+        price=settings.pricing.get(profile.model),
+    )
+    agent = Agent(
+        model=provider,
+        store=store,
+        session=session,
+        registry=registry,
+        policy=Policy(mode, settings.allow, settings.deny),
+        approver=approver or NonInteractiveApprover(mode),
+        budgets=Budgets(
+            max_turns=settings.max_turns,
+            max_cost=settings.max_cost,
+            timeout=settings.timeout,
+            stuck_warn_after=settings.stuck_warn_after,
+            stuck_stop_after=settings.stuck_stop_after,
+        ),
+        workdir=workdir,
+    )
+    return Assembly(agent, resumed, executor)

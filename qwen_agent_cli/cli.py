@@ -1,0 +1,493 @@
+"""The command line (typer): the composition root. Reads the environment, builds settings and
+the agent, maps every QacError to one stderr line and its exit code (DESIGN §3).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from qwen_agent_cli import __version__
+from qwen_agent_cli.config import (
+    OUTPUT_FORMATS,
+    PROJECT_CONFIG,
+    STARTER_CONFIG,
+    Settings,
+    load_settings,
+    settings_as_toml_dict,
+)
+from qwen_agent_cli.errors import ConfigError, QacError
+from qwen_agent_cli.events import Event, Result
+from qwen_agent_cli.types import Status
+
+EXIT_BY_STATUS = {
+    Status.DONE: 0,
+    Status.FIXED: 0,
+    Status.ALREADY_PASSING: 0,
+    Status.MAX_TURNS: 1,
+    Status.MAX_COST: 1,
+    Status.TIMEOUT: 1,
+    Status.STUCK: 1,
+    Status.NOT_FIXED: 1,
+    Status.ERROR: 3,
+    Status.INTERRUPTED: 130,
+}
+
+app = typer.Typer(
+    name="qac",
+    help="qwen-agent-cli: an agentic coding CLI for Qwen models, with preserved thinking.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+sessions_app = typer.Typer(help="List, show, export, import and remove stored sessions.",
+                           no_args_is_help=True)
+config_app = typer.Typer(help="Show, locate and create configuration.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+app.add_typer(config_app, name="config")
+
+ProviderOpt = Annotated[str | None, typer.Option("--provider", help="Provider profile.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name.")]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Endpoint URL.")]
+KeyEnvOpt = Annotated[
+    str | None, typer.Option("--api-key-env", help="Variable holding the API key.")
+]
+ThinkingOpt = Annotated[
+    bool | None, typer.Option("--thinking/--no-thinking", help="Ask the model to think.")
+]
+PreserveOpt = Annotated[
+    bool | None,
+    typer.Option("--preserve-thinking/--no-preserve-thinking",
+                 help="Send earlier reasoning back (default on)."),
+]
+ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Continue a stored session.")]
+ContinueOpt = Annotated[
+    bool, typer.Option("--continue", help="Continue the latest session for this directory.")
+]
+SandboxOpt = Annotated[
+    str | None, typer.Option("--sandbox", help="read-only, workspace-write or off.")
+]
+ApprovalOpt = Annotated[str | None, typer.Option("--approval", help="ask, auto-edit or auto.")]
+MaxTurnsOpt = Annotated[int | None, typer.Option("--max-turns", help="Model responses budget.")]
+MaxCostOpt = Annotated[float | None, typer.Option("--max-cost", help="USD budget.")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Wall-clock seconds budget.")]
+TestCmdOpt = Annotated[str | None, typer.Option("--test-cmd", help="Command run_tests runs.")]
+FormatOpt = Annotated[
+    str | None, typer.Option("--output-format", help="text, json or stream-json.")
+]
+StoreOpt = Annotated[str | None, typer.Option("--store", help="Session store file.")]
+DirOpt = Annotated[str | None, typer.Option("-C", help="Work in DIR instead of here.")]
+
+
+def _settings(directory: Path | None, **flags: Any) -> Settings:
+    """Every config layer, with this command's flags on top."""
+    from qwen_agent_cli.assemble import user_config_file
+
+    env = dict(os.environ)
+    return load_settings(
+        env=env, user_file=user_config_file(env), project_dir=directory, flags=flags
+    )
+
+
+def _open_store(settings: Settings) -> Any:
+    from qwen_agent_cli.assemble import store_path
+    from qwen_agent_cli.store import SessionStore
+
+    return SessionStore(store_path(settings, os.environ))
+
+
+def _writer(output_format: str) -> Any:
+    from qwen_agent_cli.ui import output
+
+    if output_format == "json":
+        return output.JsonWriter(sys.stdout)
+    if output_format == "stream-json":
+        return output.StreamJsonWriter(sys.stdout)
+    progress = None
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        from qwen_agent_cli.ui.render import Renderer
+
+        progress = Renderer(Console(stderr=True))
+    return output.TextWriter(sys.stdout, progress)
+
+
+def _finish(result: Result | None) -> None:
+    """Exit with the status's code; a non-zero exit says why on one stderr line."""
+    if result is None:
+        raise typer.Exit(130)
+    status = Status(result.status)
+    code = EXIT_BY_STATUS[status]
+    if code:
+        why = {
+            Status.MAX_TURNS: "stopped at the --max-turns budget",
+            Status.MAX_COST: "stopped at the --max-cost budget",
+            Status.TIMEOUT: "stopped at the --timeout budget",
+            Status.STUCK: "stopped: the model kept repeating a failing action",
+            Status.NOT_FIXED: "the tests still fail after the run",
+            Status.ERROR: f"model API error: {result.result}",
+            Status.INTERRUPTED: "interrupted",
+        }[status]
+        hint = f"; continue with `qac run --resume {result.session_id} \"...\"`"
+        _error(f"{why} (status {status.value}){'' if status is Status.ERROR else hint}")
+    raise typer.Exit(code)
+
+
+def _error(message: str) -> None:
+    sys.stderr.write(f"qac: {message}\n")
+    sys.stderr.flush()
+
+
+def _drive(events: Iterator[Event], output_format: str) -> Result | None:
+    writer = _writer(output_format)
+    result = None
+    for event in events:
+        writer.write(event)
+        if isinstance(event, Result):
+            result = event
+    return result
+
+
+def _read_prompt(prompt: str) -> str:
+    text = sys.stdin.read() if prompt == "-" else prompt
+    if not text.strip():
+        raise ConfigError("the prompt is empty: give the task as an argument, or - to read stdin")
+    return text
+
+
+@app.command()
+def run(
+    prompt: Annotated[str, typer.Argument(help='The task; "-" reads it from stdin.')],
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: KeyEnvOpt = None,
+    thinking: ThinkingOpt = None,
+    preserve_thinking: PreserveOpt = None,
+    resume: ResumeOpt = None,
+    continue_: ContinueOpt = False,
+    sandbox: SandboxOpt = None,
+    approval: ApprovalOpt = None,
+    max_turns: MaxTurnsOpt = None,
+    max_cost: MaxCostOpt = None,
+    timeout: TimeoutOpt = None,
+    test_cmd: TestCmdOpt = None,
+    output_format: FormatOpt = None,
+    store: StoreOpt = None,
+    directory: DirOpt = None,
+) -> None:
+    """Run a task to completion without a person; prints text or JSON (DESIGN §8)."""
+    from qwen_agent_cli import provider as provider_module
+
+    preload = threading.Thread(target=provider_module.preload, daemon=True)
+    preload.start()
+    from qwen_agent_cli.assemble import assemble, workdir_of
+
+    workdir = workdir_of(directory)
+    settings = _settings(
+        workdir, provider=provider, model=model, base_url=base_url, api_key_env=api_key_env,
+        thinking=thinking, preserve_thinking=preserve_thinking, sandbox=sandbox,
+        approval=approval, max_turns=max_turns, max_cost=max_cost, timeout=timeout,
+        test_cmd=test_cmd, output_format=output_format, store=store,
+    )
+    if resume and continue_:
+        raise ConfigError("use either --resume ID or --continue, not both")
+    text = _read_prompt(prompt)
+    session_store = _open_store(settings)
+    try:
+        built = assemble(
+            settings, env=os.environ, workdir=workdir, store=session_store, resume=resume,
+            continue_latest=continue_,
+        )
+        if settings.sandbox == "off":
+            _error(built.executor.description)
+        result = _drive(built.agent.run(text, resumed=built.resumed), settings.output_format)
+    finally:
+        session_store.close()
+    _finish(result)
+
+
+@app.command()
+def demo(
+    sandbox: SandboxOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Run the whole loop offline: a bundled repo with a failing test and a scripted model."""
+    from qwen_agent_cli.demo import run_demo
+
+    settings = _settings(None, sandbox=sandbox, store=store)
+    raise typer.Exit(run_demo(settings, env=os.environ))
+
+
+@sessions_app.command("list")
+def sessions_list(
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Stored sessions, newest first."""
+    import time
+
+    session_store = _open_store(_settings(None, store=store))
+    try:
+        for info in session_store.list():
+            count = session_store.count_messages(info.id)
+            if as_json:
+                print(json.dumps({"id": info.id, "repository": info.repository,
+                                  "model": info.model, "status": info.status,
+                                  "title": info.title, "messages": count,
+                                  "updated_at": info.updated_at}))
+                continue
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.updated_at))
+            print(f"{info.id}  {when}  {info.status:<11} {count:>4} msgs  "
+                  f"{info.repository}  {info.title[:50]}")
+    finally:
+        session_store.close()
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: Annotated[str, typer.Argument(help="Session id or a unique prefix.")],
+    thinking: Annotated[bool, typer.Option("--thinking", help="Include the reasoning.")] = False,
+    store: StoreOpt = None,
+) -> None:
+    """A session's messages, with tool calls and (with --thinking) the reasoning."""
+    session_store = _open_store(_settings(None, store=store))
+    try:
+        info = session_store.get(session_id)
+        print(f"session {info.id} · {info.repository} · {info.provider}/{info.model} · "
+              f"{info.status}")
+        for number, message in enumerate(session_store.messages(info.id), start=1):
+            flags = " (interrupted)" if message.interrupted else ""
+            flags += " (error)" if message.is_error else ""
+            print(f"\n[{number}] {message.role}{flags}")
+            if thinking and message.reasoning:
+                print("  <thinking>")
+                print("  " + message.reasoning.replace("\n", "\n  "))
+                print("  </thinking>")
+            if message.content:
+                print(message.content)
+            for call in message.tool_calls:
+                print(f"  -> {call.name}({call.arguments})")
+    finally:
+        session_store.close()
+
+
+@sessions_app.command("export")
+def sessions_export(
+    session_id: Annotated[str, typer.Argument(help="Session id or a unique prefix.")],
+    out: Annotated[str | None, typer.Option("-o", "--output", help="File to write.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Write a session as JSON Lines (lossless, reasoning included) to a file or stdout."""
+    session_store = _open_store(_settings(None, store=store))
+    try:
+        lines = list(session_store.export_jsonl(session_id))
+    finally:
+        session_store.close()
+    text = "\n".join(lines) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        Path(out).write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out}: {exc}") from exc
+
+
+@sessions_app.command("import")
+def sessions_import(
+    file: Annotated[str, typer.Argument(help='A JSON Lines export; "-" reads stdin.')],
+    store: StoreOpt = None,
+) -> None:
+    """Add an exported session to the store under its original id, ready to --resume."""
+    from qwen_agent_cli.errors import StoreError
+
+    try:
+        if file == "-":
+            lines = sys.stdin.read().splitlines()
+        else:
+            lines = Path(file).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"cannot read {file}: {exc}") from exc
+    session_store = _open_store(_settings(None, store=store))
+    try:
+        info = session_store.import_jsonl(lines, source=file)
+    finally:
+        session_store.close()
+    print(info.id)
+
+
+@sessions_app.command("rm")
+def sessions_rm(
+    session_id: Annotated[str, typer.Argument(help="Session id or a unique prefix.")],
+    store: StoreOpt = None,
+) -> None:
+    """Delete a session and its messages."""
+    session_store = _open_store(_settings(None, store=store))
+    try:
+        info = session_store.get(session_id)
+        session_store.remove(info.id)
+    finally:
+        session_store.close()
+    print(f"removed {info.id}")
+
+
+@config_app.command("show")
+def config_show(directory: DirOpt = None) -> None:
+    """The effective settings after every layer, as TOML."""
+    from qwen_agent_cli.assemble import workdir_of
+
+    settings = _settings(workdir_of(directory))
+    for key, value in settings_as_toml_dict(settings).items():
+        if value is None:
+            print(f"# {key} is unset")
+        else:
+            print(f"{key} = {json.dumps(value)}")
+    profile = settings.profile
+    print(f"\n# provider {profile.name}: {profile.base_url}, model {profile.model}, "
+          f"key from {profile.key_env or '(none needed)'}")
+
+
+@config_app.command("path")
+def config_path(directory: DirOpt = None) -> None:
+    """Where the user and project config files are (and whether they exist)."""
+    from qwen_agent_cli.assemble import user_config_file, workdir_of
+
+    user = user_config_file(os.environ)
+    project = workdir_of(directory) / PROJECT_CONFIG
+    for label, path in (("user", user), ("project", project)):
+        print(f"{label}: {path}{'' if path.is_file() else ' (not present)'}")
+
+
+@config_app.command("init")
+def config_init(
+    project: Annotated[
+        bool, typer.Option("--project", help="Write .qac/config.toml here instead.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    directory: DirOpt = None,
+) -> None:
+    """Write a commented starter config file."""
+    from qwen_agent_cli.assemble import user_config_file, workdir_of
+
+    path = workdir_of(directory) / PROJECT_CONFIG if project else user_config_file(os.environ)
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists; pass --force to overwrite it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(STARTER_CONFIG, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc}") from exc
+    print(f"wrote {path}")
+
+
+@app.command()
+def doctor(
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: KeyEnvOpt = None,
+    sandbox: SandboxOpt = None,
+    store: StoreOpt = None,
+    directory: DirOpt = None,
+) -> None:
+    """Check the key, the endpoint, the model, the sandbox, git and the store."""
+    from qwen_agent_cli.assemble import workdir_of
+    from qwen_agent_cli.doctor import run_checks
+
+    workdir = workdir_of(directory)
+    settings = _settings(
+        workdir, provider=provider, model=model, base_url=base_url, api_key_env=api_key_env,
+        sandbox=sandbox, store=store,
+    )
+    failures = 0
+    for check in run_checks(settings, env=os.environ, workdir=workdir):
+        failures += not check.ok
+        mark = "ok  " if check.ok else "FAIL"
+        print(f"{mark} {check.name}: {check.detail}")
+    if failures:
+        _error(f"{failures} check(s) failed; see the FAIL lines above for the fix")
+    raise typer.Exit(1 if failures else 0)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"qac {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version_callback, is_eager=True,
+                     help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """qwen-agent-cli (qac)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the app and turn every failure into one line and an exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    if args == ["--version"]:
+        print(f"qac {__version__}")
+        sys.exit(0)
+    sys.exit(invoke(args))
+
+
+def invoke(args: list[str]) -> int:
+    """Run the command line; returns the exit code (tests call this in-process)."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=args, prog_name="qac", standalone_mode=False)
+    except QacError as exc:
+        _error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+    except BrokenPipeError:
+        return 0
+    except Exception as exc:
+        code = _framework_exit(exc)
+        if code is None:
+            raise
+        return code
+    return code if isinstance(code, int) else 0
+
+
+def _framework_exit(exc: Exception) -> int | None:
+    """Typer's (click's) own exits and usage errors, recognised without importing click."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    context = getattr(exc, "ctx", None)
+    if "NoArgsIsHelpError" in names and context is not None:
+        print(context.get_help())
+        return 0
+    if "Exit" in names:
+        return int(getattr(exc, "exit_code", 0))
+    if "Abort" in names:
+        _error("interrupted")
+        return 130
+    if "UsageError" in names or "BadParameter" in names:
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        path = context.command_path if context is not None else "qac"
+        _error(f"{message.rstrip('.')} (see `{path} --help`)")
+        return 2
+    if "ClickException" in names:
+        _error(exc.format_message() if hasattr(exc, "format_message") else str(exc))
+        return int(getattr(exc, "exit_code", 1))
+    return None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,384 @@
+"""Settings and provider profiles, layered: packaged configs < user file < project file < QAC_* env
+< flags.
+
+Owns reading TOML configuration; never reads os.environ itself (cli.py passes the environment in).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from qwen_agent_cli.errors import ConfigError
+
+SANDBOX_MODES = ("read-only", "workspace-write", "off")
+APPROVAL_MODES = ("ask", "auto-edit", "auto")
+OUTPUT_FORMATS = ("text", "json", "stream-json")
+THINKING_SWITCHES = ("top_level", "chat_template_kwargs", "reasoning_effort", "openrouter", "none")
+PRESERVE_SWITCHES = ("top_level", "chat_template_kwargs", "none")
+REASONING_FIELDS = ("reasoning_content", "reasoning", "reasoning_details")
+PROJECT_CONFIG = Path(".qac") / "config.toml"
+ENV_PREFIX = "QAC_"
+STARTER_CONFIG = """\
+# qac configuration. Keys are the same as the command-line options (with _ for -).
+# Layers, later wins: packaged defaults < this user file < .qac/config.toml < QAC_* env < flags.
+
+# provider = "dashscope"        # dashscope, dashscope-cn, openrouter, vllm, sglang, llamacpp,
+#                               # ollama, lmstudio, openai
+# model = "qwen3.6-max-preview"
+# base_url = "http://localhost:8000/v1"
+# thinking = true
+# preserve_thinking = true
+# max_turns = 50
+# max_cost = 2.0                # USD per run
+# test_cmd = "pytest -q"
+
+# [sandbox]
+# mode = "workspace-write"      # read-only, workspace-write, off
+# network = false
+# env = []                      # extra variables passed into the sandbox
+# secret_env = []               # variables never passed, whatever their name
+
+# [approval]
+# mode = "ask"                  # ask, auto-edit, auto
+# allow = ["pytest*", "ruff *"]
+# deny = ["git push*", "sudo *"]
+
+# [providers.my-server]         # your own profile, same keys as the packaged ones
+# base_url = "http://gpu-box:8000/v1"
+# key_env = ""
+# model = "Qwen/Qwen3.6-27B"
+# thinking_switch = "chat_template_kwargs"
+# preserve_switch = "chat_template_kwargs"
+# reasoning_fields = ["reasoning", "reasoning_content"]
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """How to talk to one provider: endpoint, key, and where thinking goes on the wire."""
+
+    name: str
+    base_url: str
+    key_env: str
+    model: str
+    context_window: int = 262144
+    thinking_switch: str = "none"
+    preserve_switch: str = "none"
+    reasoning_fields: tuple[str, ...] = ("reasoning_content",)
+    preserve_models: tuple[str, ...] = ()
+
+    def honours_preserve(self, model: str) -> bool:
+        """Whether this profile has a preserve switch that the given model obeys."""
+        if self.preserve_switch == "none":
+            return False
+        return not self.preserve_models or any(
+            fnmatch.fnmatchcase(model, pattern) for pattern in self.preserve_models
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """USD per million tokens."""
+
+    input: float
+    output: float
+    cached_input: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Every knob of a run. Field names are the config keys; env vars are QAC_<FIELD>."""
+
+    provider: str = "dashscope"
+    """Profile name from providers.toml (or a [providers.NAME] table in config)."""
+    model: str | None = None
+    """Model name; the profile's default when unset."""
+    base_url: str | None = None
+    """Endpoint override; the profile's when unset."""
+    api_key_env: str | None = None
+    """Variable holding the API key; the profile's when unset."""
+    thinking: bool = True
+    """Ask the model to think."""
+    preserve_thinking: bool = True
+    """Send earlier reasoning back byte for byte, with the provider's preserve switch."""
+    sandbox: str = "workspace-write"
+    """read-only, workspace-write or off."""
+    sandbox_network: bool = False
+    """Let sandboxed commands reach the network."""
+    sandbox_env: tuple[str, ...] = ()
+    """Extra environment variables passed into the sandbox."""
+    sandbox_secret_env: tuple[str, ...] = ()
+    """Variables never passed into the sandbox, whatever their name."""
+    approval: str | None = None
+    """ask, auto-edit or auto; unset means ask in the REPL and auto for run and ci."""
+    allow: tuple[str, ...] = ()
+    """Command patterns that never need asking."""
+    deny: tuple[str, ...] = ()
+    """Command patterns always refused; deny wins over allow."""
+    max_turns: int = 50
+    """Model responses per run before it stops with max_turns."""
+    max_cost: float | None = None
+    """USD per run before it stops with max_cost."""
+    timeout: float | None = None
+    """Wall-clock seconds per run before it stops with timeout."""
+    test_cmd: str | None = None
+    """The command run_tests runs."""
+    output_format: str = "text"
+    """text, json or stream-json."""
+    store: str | None = None
+    """Session store file; under QAC_HOME or the user data dir when unset."""
+    command_timeout: float = 300.0
+    """Seconds a shell or test command may run."""
+    request_timeout: float = 600.0
+    """Seconds to wait on one model response."""
+    retries: int = 5
+    """Retries of a failed model request (429, 5xx, connection errors, cut streams)."""
+    retry_base_delay: float = 1.0
+    """First backoff delay in seconds; doubles each retry, with jitter."""
+    retry_max_delay: float = 30.0
+    """Longest single wait between retries, Retry-After included."""
+    tool_output_limit: int = 20000
+    """Characters of tool output sent to the model before truncation."""
+    stuck_warn_after: int = 3
+    """Identical failing calls before the model is told it is repeating itself."""
+    stuck_stop_after: int = 6
+    """Identical failing calls before the run ends with stuck."""
+    providers: dict[str, Profile] = field(default_factory=dict)
+    """All known profiles, packaged and user-defined."""
+    pricing: dict[str, Price] = field(default_factory=dict)
+    """USD per million tokens, by model."""
+
+    @property
+    def profile(self) -> Profile:
+        """The chosen profile with this run's overrides applied."""
+        base = self.providers.get(self.provider)
+        if base is None:
+            known = ", ".join(sorted(self.providers))
+            raise ConfigError(f"unknown provider {self.provider!r}; known providers: {known}")
+        return dataclasses.replace(
+            base,
+            base_url=self.base_url or base.base_url,
+            key_env=self.api_key_env if self.api_key_env is not None else base.key_env,
+            model=self.model or base.model,
+        )
+
+
+SETTING_NAMES = frozenset(f.name for f in fields(Settings)) - {"providers", "pricing"}
+
+
+def packaged_text(name: str) -> str:
+    """A shipped config file: from the installed wheel, or the checkout's `configs/`."""
+    try:
+        return resources.files("qwen_agent_cli.configs").joinpath(name).read_text("utf-8")
+    except (ModuleNotFoundError, FileNotFoundError):
+        checkout = Path(__file__).resolve().parent.parent / "configs" / name
+        return checkout.read_text("utf-8")
+
+
+def load_settings(
+    *,
+    env: Mapping[str, str],
+    user_file: Path | None,
+    project_dir: Path | None,
+    flags: Mapping[str, Any],
+) -> Settings:
+    """Merge every layer into one validated Settings; a bad value names its source."""
+    values: dict[str, Any] = {}
+    user_profiles: dict[str, dict[str, Any]] = {}
+    _merge(values, user_profiles, _parse_toml(packaged_text("defaults.toml"), "packaged defaults"))
+    for path in (user_file, project_dir / PROJECT_CONFIG if project_dir else None):
+        if path is not None and path.is_file():
+            _merge(values, user_profiles, _read_toml(path), str(path))
+    for key, raw in env.items():
+        if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in SETTING_NAMES:
+            name = key[len(ENV_PREFIX) :].lower()
+            values[name] = _from_string(name, raw, f"environment variable {key}")
+    for name, value in flags.items():
+        if value is not None:
+            values[name] = value
+    return _build(values, user_profiles)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    return _parse_toml(text, str(path))
+
+
+def _parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {source} is not valid TOML: {exc}") from exc
+
+
+def _merge(
+    values: dict[str, Any],
+    profiles: dict[str, dict[str, Any]],
+    data: dict[str, Any],
+    source: str = "packaged defaults",
+) -> None:
+    """Flatten `[sandbox] mode/network` into `sandbox`/`sandbox_network` and collect profiles."""
+    for key, value in data.items():
+        if key == "providers" and isinstance(value, dict):
+            for name, table in value.items():
+                if not isinstance(table, dict):
+                    raise ConfigError(f"{source}: [providers.{name}] must be a table")
+                profiles.setdefault(name, {}).update(table)
+            continue
+        if isinstance(value, dict) and key in ("sandbox", "approval"):
+            for sub, subvalue in value.items():
+                name = key if sub == "mode" else f"{key}_{sub}"
+                if name not in SETTING_NAMES and sub in SETTING_NAMES:
+                    name = sub
+                _set(values, name, subvalue, f"{source}: {key}.{sub}")
+            continue
+        _set(values, key, value, f"{source}: {key}")
+
+
+def _set(values: dict[str, Any], name: str, value: Any, where: str) -> None:
+    if name not in SETTING_NAMES:
+        raise ConfigError(f"{where} is not a known setting (see `qac config init`)")
+    values[name] = _coerce(name, value, where)
+
+
+def _field_kind(name: str) -> type:
+    annotation = str(next(f.type for f in fields(Settings) if f.name == name))
+    for kind, label in ((tuple, "tuple"), (bool, "bool"), (int, "int"), (float, "float")):
+        if annotation.startswith(label):
+            return kind
+    return str
+
+
+def _coerce(name: str, value: Any, where: str) -> Any:
+    kind = _field_kind(name)
+    if value is None:
+        return None
+    if kind is tuple:
+        if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        raise ConfigError(f"{where} must be a list of strings, got {value!r}")
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise ConfigError(f"{where} must be an integer, got {value!r}")
+    if kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(f"{where} must be a number, got {value!r}")
+    if isinstance(value, str):
+        return value
+    raise ConfigError(f"{where} must be a string, got {value!r}")
+
+
+def _from_string(name: str, raw: str, where: str) -> Any:
+    kind = _field_kind(name)
+    text = raw.strip()
+    try:
+        if kind is tuple:
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        if kind is bool:
+            lowered = text.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if kind is int:
+            return int(text)
+        if kind is float:
+            return float(text)
+    except ValueError:
+        raise ConfigError(f"{where} has a bad value {raw!r}") from None
+    return text
+
+
+def _build(values: dict[str, Any], user_profiles: dict[str, dict[str, Any]]) -> Settings:
+    providers = load_profiles(user_profiles)
+    pricing = load_pricing()
+    settings = Settings(providers=providers, pricing=pricing, **values)
+    _check_choice("sandbox", settings.sandbox, SANDBOX_MODES)
+    _check_choice("output_format", settings.output_format, OUTPUT_FORMATS)
+    if settings.approval is not None:
+        _check_choice("approval", settings.approval, APPROVAL_MODES)
+    if settings.provider not in providers:
+        known = ", ".join(sorted(providers))
+        raise ConfigError(f"unknown provider {settings.provider!r}; known providers: {known}")
+    for name in ("max_turns", "retries", "tool_output_limit", "stuck_warn_after"):
+        if getattr(settings, name) < (0 if name == "retries" else 1):
+            raise ConfigError(f"{name} must be at least {0 if name == 'retries' else 1}")
+    for name in ("max_cost", "timeout", "command_timeout", "request_timeout"):
+        value = getattr(settings, name)
+        if value is not None and value <= 0:
+            raise ConfigError(f"{name} must be greater than 0, got {value}")
+    return settings
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+
+
+def load_profiles(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Profile]:
+    """Packaged profiles, with user [providers.NAME] tables merged over them."""
+    tables = _parse_toml(packaged_text("providers.toml"), "packaged providers.toml")
+    for name, table in (overrides or {}).items():
+        tables[name] = {**tables.get(name, {}), **table}
+    profiles = {}
+    for name, table in tables.items():
+        profiles[name] = _profile(name, table)
+    return profiles
+
+
+def _profile(name: str, table: Mapping[str, Any]) -> Profile:
+    where = f"provider profile {name!r}"
+    known = {f.name for f in fields(Profile)} - {"name"}
+    unknown = set(table) - known
+    if unknown:
+        raise ConfigError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
+    for required in ("base_url", "model"):
+        if not isinstance(table.get(required), str):
+            raise ConfigError(f"{where} needs a string {required}")
+    data = dict(table)
+    for list_key in ("reasoning_fields", "preserve_models"):
+        if list_key in data:
+            data[list_key] = tuple(data[list_key])
+    profile = Profile(name=name, key_env=str(data.pop("key_env", "")), **data)
+    if profile.thinking_switch not in THINKING_SWITCHES:
+        raise ConfigError(f"{where}: thinking_switch must be one of {', '.join(THINKING_SWITCHES)}")
+    if profile.preserve_switch not in PRESERVE_SWITCHES:
+        raise ConfigError(f"{where}: preserve_switch must be one of {', '.join(PRESERVE_SWITCHES)}")
+    bad = set(profile.reasoning_fields) - set(REASONING_FIELDS)
+    if bad:
+        raise ConfigError(f"{where}: unknown reasoning_fields {', '.join(sorted(bad))}")
+    return profile
+
+
+def load_pricing() -> dict[str, Price]:
+    """The packaged price table, by model name."""
+    tables = _parse_toml(packaged_text("pricing.toml"), "packaged pricing.toml")
+    return {model: Price(**table) for model, table in tables.items()}
+
+
+def settings_as_toml_dict(settings: Settings) -> dict[str, Any]:
+    """The effective settings as plain values, for `qac config show`."""
+    out: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name in ("providers", "pricing"):
+            continue
+        value = getattr(settings, f.name)
+        out[f.name] = list(value) if isinstance(value, tuple) else value
+    return out

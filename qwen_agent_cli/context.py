@@ -1,0 +1,167 @@
+"""The repository snapshot sent with every request of a session, taken once at its start, and
+the git questions the loop asks (which files changed).
+
+Owns git access (GitPython); imports nothing above `config`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+MEMORY_FILES = ("AGENTS.md", "QWEN.md")
+TREE_LIMIT = 300
+MEMORY_LIMIT = 20_000
+STATUS_LIMIT = 60
+WALK_SKIP = frozenset({".git", "node_modules", "__pycache__", ".venv", "venv", ".tox"})
+
+
+@dataclass(frozen=True, slots=True)
+class RepoState:
+    """Where the workspace stands in git, or that it is not a repository."""
+
+    root: Path
+    is_git: bool
+    name: str
+    branch: str
+
+
+def repo_state(workdir: Path) -> RepoState:
+    """Find the repository around workdir without spawning git."""
+    workdir = workdir.resolve()
+    for candidate in (workdir, *workdir.parents):
+        if (candidate / ".git").exists():
+            return RepoState(candidate, True, candidate.name, _branch(candidate / ".git"))
+    return RepoState(workdir, False, workdir.name, "")
+
+
+def _branch(git_dir: Path) -> str:
+    head = git_dir / "HEAD"
+    if git_dir.is_file():
+        return ""
+    try:
+        text = head.read_text().strip()
+    except OSError:
+        return ""
+    return text.removeprefix("ref: refs/heads/") if text.startswith("ref:") else text[:12]
+
+
+def snapshot(workdir: Path) -> str:
+    """Repository name, branch, status, a bounded file tree and the memory files, as text."""
+    state = repo_state(workdir)
+    parts = [f"Repository: {state.name}"]
+    if state.is_git:
+        parts[0] += f" (git, branch {state.branch or 'detached'})"
+        status, files = _git_status_and_files(state.root)
+        parts.append("git status --short:\n" + (status or "(clean)"))
+    else:
+        parts[0] += " (not a git repository)"
+        files = _walk_files(state.root)
+    parts.append(f"Files ({len(files)}):\n{_tree(files)}")
+    for name, text in _memory_files(state.root, workdir.resolve()):
+        parts.append(f"{name}:\n{text}")
+    return "\n\n".join(parts)
+
+
+def _git_status_and_files(root: Path) -> tuple[str, list[str]]:
+    import git
+
+    repo = git.Repo(root)
+    try:
+        status_lines = repo.git.status("--short", "--untracked-files=normal").splitlines()
+        files = repo.git.ls_files("--cached", "--others", "--exclude-standard").splitlines()
+    finally:
+        repo.close()
+    status = "\n".join(status_lines[:STATUS_LIMIT])
+    if len(status_lines) > STATUS_LIMIT:
+        status += f"\n… {len(status_lines) - STATUS_LIMIT} more"
+    return status, sorted(set(files))
+
+
+def _walk_files(root: Path) -> list[str]:
+    found: list[str] = []
+    for directory, dirs, names in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in WALK_SKIP and not d.startswith("."))
+        found.extend(str((Path(directory) / n).relative_to(root)) for n in sorted(names))
+        if len(found) > 20 * TREE_LIMIT:
+            break
+    return found
+
+
+def _tree(files: list[str]) -> str:
+    """All paths when they fit; otherwise a count per top-level directory plus root files."""
+    if len(files) <= TREE_LIMIT:
+        return "\n".join(files)
+    per_dir = Counter(f.split("/", 1)[0] + "/" for f in files if "/" in f)
+    lines = [f"{d} ({n} files)" for d, n in sorted(per_dir.items())]
+    lines += [f for f in files if "/" not in f]
+    return "\n".join(lines[:TREE_LIMIT])
+
+
+def _memory_files(root: Path, workdir: Path) -> list[tuple[str, str]]:
+    directories = [root]
+    if workdir != root and workdir.is_relative_to(root):
+        relative = workdir.relative_to(root)
+        directories += [root / Path(*relative.parts[: i + 1]) for i in range(len(relative.parts))]
+    found = []
+    for directory in directories:
+        for name in MEMORY_FILES:
+            path = directory / name
+            if path.is_file():
+                text = path.read_text("utf-8", errors="replace")[:MEMORY_LIMIT]
+                found.append((str(path.relative_to(root)), text.strip()))
+    return found
+
+
+def file_fingerprints(workdir: Path) -> dict[str, str]:
+    """Content hashes of every changed or untracked file, to tell later what a run changed."""
+    state = repo_state(workdir)
+    if not state.is_git:
+        return {}
+    import git
+
+    repo = git.Repo(state.root)
+    try:
+        names = repo.git.status("--porcelain", "--untracked-files=all", "-z").split("\0")
+    finally:
+        repo.close()
+    prints: dict[str, str] = {}
+    for entry in names:
+        if len(entry) < 4:
+            continue
+        path = entry[3:]
+        prints[path] = _hash(state.root / path)
+    return prints
+
+
+def _hash(path: Path) -> str:
+    try:
+        return hashlib.sha1(path.read_bytes()).hexdigest()
+    except OSError:
+        return "missing"
+
+
+def changed_since(workdir: Path, before: dict[str, str]) -> list[str]:
+    """Files whose content differs from the fingerprints taken at the start of the run."""
+    after = file_fingerprints(workdir)
+    changed = {p for p, h in after.items() if before.get(p) != h}
+    changed |= {p for p in before if p not in after}
+    return sorted(changed)
+
+
+def init_repository(path: Path, message: str) -> None:
+    """A fresh repository at path with everything in it committed (demo and fixtures)."""
+    import git
+
+    repo = git.Repo.init(path, initial_branch="main")
+    try:
+        with repo.config_writer() as config:
+            config.set_value("user", "name", "qac")
+            config.set_value("user", "email", "qac@localhost")
+        repo.git.add(A=True)
+        repo.index.commit(message)
+    finally:
+        repo.close()

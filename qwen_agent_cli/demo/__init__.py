@@ -1,0 +1,94 @@
+"""`qac demo`: the real loop, offline, on a bundled repository with a failing test and a
+scripted model on loopback. Shows a newcomer what the tool does in a few seconds."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import tempfile
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+from rich.console import Console
+
+from qwen_agent_cli import context
+from qwen_agent_cli.assemble import assemble, store_path
+from qwen_agent_cli.config import Settings
+from qwen_agent_cli.errors import SandboxUnavailableError
+from qwen_agent_cli.events import Result
+from qwen_agent_cli.scripted import ScriptedServer, load_script
+from qwen_agent_cli.store import SessionStore
+from qwen_agent_cli.types import Status
+from qwen_agent_cli.ui.render import Renderer
+
+DEMO_PROMPT = "The test suite fails. Find the bug, fix it, and make sure all tests pass."
+DEMO_TEST_CMD = "python3 -m unittest -v"
+
+
+def copy_sample_repo(target: Path) -> Path:
+    """The bundled sample repository, committed in a fresh git repo under target."""
+    source = resources.files("qwen_agent_cli.demo").joinpath("repo")
+    repo = target / "calc"
+    repo.mkdir(parents=True)
+    for entry in source.iterdir():
+        if entry.is_file():
+            (repo / entry.name).write_bytes(entry.read_bytes())
+    context.init_repository(repo, "calc: initial version")
+    return repo
+
+
+def run_demo(settings: Settings, *, env: Mapping[str, str], console: Console | None = None) -> int:
+    """Play the demo; returns the exit code (0 when the tests end green)."""
+    console = console or Console(highlight=False)
+    script = json.loads(resources.files("qwen_agent_cli.demo").joinpath("script.json").read_text())
+    turns, options = load_script(script)
+    workroot = Path(tempfile.mkdtemp(prefix="qac-demo-"))
+    try:
+        repo = copy_sample_repo(workroot)
+        with ScriptedServer(turns, **options) as server:
+            demo_settings = dataclasses.replace(
+                settings, provider="vllm", base_url=server.url, model="qwen3.6-demo",
+                api_key_env="", test_cmd=DEMO_TEST_CMD, approval="auto", max_turns=10,
+                retries=0, timeout=120.0, max_cost=None,
+            )
+            console.print(f"[bold]qac demo[/]: a sample repo with a failing test at {repo}")
+            console.print(f"[dim]scripted model at {server.url}; no network, no key[/]\n")
+            console.print(f"[bold]> {DEMO_PROMPT}[/]\n")
+            store = SessionStore(store_path(settings, env))
+            try:
+                try:
+                    built = assemble(demo_settings, env=env, workdir=repo, store=store)
+                except SandboxUnavailableError as exc:
+                    console.print(f"[yellow]{exc}[/]\n[yellow]the demo continues without it[/]\n")
+                    off = dataclasses.replace(demo_settings, sandbox="off")
+                    built = assemble(off, env=env, workdir=repo, store=store)
+                console.print(f"[dim]commands run in: {built.executor.description}[/]")
+                renderer = Renderer(console)
+                result: Result | None = None
+                for event in built.agent.run(DEMO_PROMPT):
+                    renderer.write(event)
+                    if isinstance(event, Result):
+                        result = event
+                verify = built.executor.run(DEMO_TEST_CMD, cwd=repo, timeout=60)
+            finally:
+                store.close()
+            replayed = sum(
+                1 for m in server.requests[-1]["messages"]
+                if m.get("role") == "assistant" and (m.get("reasoning") or m.get("reasoning_content"))
+            )
+    finally:
+        shutil.rmtree(workroot, ignore_errors=True)
+    assert result is not None
+    console.print(
+        f"\n[bold]preserved thinking:[/] the last request carried {replayed} earlier reasoning "
+        f"blocks, byte for byte, across {len(server.requests)} requests."
+    )
+    green = verify.exit_code == 0
+    console.print(
+        f"tests after the run: [{'green' if green else 'red'}]"
+        f"{'pass' if green else 'fail'}[/]. See the stored session with "
+        f"`qac sessions show {result.session_id} --thinking`."
+    )
+    return 0 if green and result.status == Status.DONE else 1

@@ -1,0 +1,83 @@
+"""What the loop emits, one dataclass per stream-json `type` (DESIGN §8).
+
+UIs and output writers consume these; they carry data only, never terminal markup.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Session:
+    type: str = "session"
+    session_id: str
+    model: str
+    provider: str
+    resumed: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Thinking:
+    type: str = "thinking"
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Text:
+    type: str = "text"
+    text: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolCallEvent:
+    type: str = "tool_call"
+    id: str
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ToolResultEvent:
+    type: str = "tool_result"
+    id: str
+    name: str
+    output: str
+    is_error: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageEvent:
+    type: str = "usage"
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int | None
+    reasoning_tokens: int | None
+    cost_usd: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ErrorEvent:
+    """A problem worth telling the user about; `retrying` says the loop goes on."""
+
+    type: str = "error"
+    message: str
+    retrying: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Result:
+    type: str = "result"
+    session_id: str
+    status: str
+    result: str
+    turns: int
+    usage: dict[str, int | None]
+    cost_usd: float
+    duration_s: float
+    files_changed: list[str] = field(default_factory=list)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+Event = Session | Thinking | Text | ToolCallEvent | ToolResultEvent | UsageEvent | ErrorEvent | Result

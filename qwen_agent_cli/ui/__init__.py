@@ -1,0 +1,1 @@
+"""Terminal and output-format front ends; they consume the loop's events and nothing else."""

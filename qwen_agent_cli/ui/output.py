@@ -1,0 +1,59 @@
+"""The `--output-format` writers: text, json and stream-json (DESIGN §8)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from typing import Any, Protocol, TextIO
+
+from qwen_agent_cli.events import Event, Result
+
+
+class Writer(Protocol):
+    def write(self, event: Event) -> None: ...
+
+
+def result_object(result: Result) -> dict[str, Any]:
+    """The DESIGN §8 result object, with any job-specific extras (ci) merged in."""
+    data = asdict(result)
+    data.update(data.pop("extra"))
+    return data
+
+
+class JsonWriter:
+    """One object at the end."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, event: Event) -> None:
+        if isinstance(event, Result):
+            self.out.write(json.dumps(result_object(event), ensure_ascii=False) + "\n")
+            self.out.flush()
+
+
+class StreamJsonWriter:
+    """One object per line as things happen, each with its `type`."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def write(self, event: Event) -> None:
+        data = result_object(event) if isinstance(event, Result) else asdict(event)
+        self.out.write(json.dumps(data, ensure_ascii=False) + "\n")
+        self.out.flush()
+
+
+class TextWriter:
+    """The final answer on stdout; progress goes to an optional renderer (a terminal's stderr)."""
+
+    def __init__(self, out: TextIO, progress: Writer | None = None) -> None:
+        self.out = out
+        self.progress = progress
+
+    def write(self, event: Event) -> None:
+        if self.progress is not None:
+            self.progress.write(event)
+        if isinstance(event, Result) and event.result:
+            self.out.write(event.result.rstrip("\n") + "\n")
+            self.out.flush()
