@@ -35,7 +35,8 @@ NOT_RUN = "not run: the previous run ended before this call was executed"
 class ChatModel(Protocol):
     """Streams one reply; yields Thinking/Text/ErrorEvent and returns the complete Message."""
 
-    model: str
+    @property
+    def model(self) -> str: ...
 
     def stream(
         self,
@@ -165,7 +166,10 @@ class Agent:
                         id=call.id, name=call.name, output=output, is_error=result.is_error
                     )
                 if stalls.stuck_on is not None:
-                    status, answer = Status.STUCK, f"stopped: the model kept repeating {stalls.stuck_on}"
+                    status, answer = (
+                        Status.STUCK,
+                        f"stopped: the model kept repeating {stalls.stuck_on}",
+                    )
                     break
         except DeadlineError:
             status = Status.TIMEOUT

@@ -78,7 +78,7 @@ def decide(policy: Policy, request: ApprovalRequest, approver: Approver) -> Deci
 
 
 class NonInteractiveApprover:
-    """For `run` and `ci`: nobody to ask, so anything that needs asking is refused, never waited on."""
+    """For `run` and `ci`: nobody to ask, so what needs asking is refused, never waited on."""
 
     def __init__(self, mode: str) -> None:
         self.mode = mode

@@ -86,7 +86,10 @@ def build_executor(settings: Settings, env: Mapping[str, str], workdir: Path) ->
         hidden.append(Path(settings.store).expanduser().resolve().parent)
     clean = scrubbed_env(env, extra_allowed=settings.sandbox_env, secret=secret, home="")
     return make_executor(
-        settings.sandbox, workspace=workdir, env=clean, network=settings.sandbox_network,
+        settings.sandbox,
+        workspace=workdir,
+        env=clean,
+        network=settings.sandbox_network,
         hidden=hidden,
     )
 
@@ -125,8 +128,12 @@ def open_session(
         system_prompt=system_prompt(),
         context=context.snapshot(workdir),
         tools=tuple(registry.schemas()),
-        settings={"thinking": settings.thinking, "preserve_thinking": settings.preserve_thinking,
-                  "sandbox": settings.sandbox, "base_url": profile.base_url},
+        settings={
+            "thinking": settings.thinking,
+            "preserve_thinking": settings.preserve_thinking,
+            "sandbox": settings.sandbox,
+            "base_url": profile.base_url,
+        },
     )
     return store.create(info), False
 

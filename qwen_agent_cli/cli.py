@@ -16,7 +16,6 @@ import typer
 
 from qwen_agent_cli import __version__
 from qwen_agent_cli.config import (
-    OUTPUT_FORMATS,
     PROJECT_CONFIG,
     STARTER_CONFIG,
     Settings,
@@ -48,8 +47,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-sessions_app = typer.Typer(help="List, show, export, import and remove stored sessions.",
-                           no_args_is_help=True)
+sessions_app = typer.Typer(
+    help="List, show, export, import and remove stored sessions.", no_args_is_help=True
+)
 config_app = typer.Typer(help="Show, locate and create configuration.", no_args_is_help=True)
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(config_app, name="config")
@@ -65,8 +65,10 @@ ThinkingOpt = Annotated[
 ]
 PreserveOpt = Annotated[
     bool | None,
-    typer.Option("--preserve-thinking/--no-preserve-thinking",
-                 help="Send earlier reasoning back (default on)."),
+    typer.Option(
+        "--preserve-thinking/--no-preserve-thinking",
+        help="Send earlier reasoning back (default on).",
+    ),
 ]
 ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Continue a stored session.")]
 ContinueOpt = Annotated[
@@ -137,7 +139,7 @@ def _finish(result: Result | None) -> None:
             Status.ERROR: f"model API error: {result.result}",
             Status.INTERRUPTED: "interrupted",
         }[status]
-        hint = f"; continue with `qac run --resume {result.session_id} \"...\"`"
+        hint = f'; continue with `qac run --resume {result.session_id} "..."`'
         _error(f"{why} (status {status.value}){'' if status is Status.ERROR else hint}")
     raise typer.Exit(code)
 
@@ -194,10 +196,21 @@ def run(
 
     workdir = workdir_of(directory)
     settings = _settings(
-        workdir, provider=provider, model=model, base_url=base_url, api_key_env=api_key_env,
-        thinking=thinking, preserve_thinking=preserve_thinking, sandbox=sandbox,
-        approval=approval, max_turns=max_turns, max_cost=max_cost, timeout=timeout,
-        test_cmd=test_cmd, output_format=output_format, store=store,
+        workdir,
+        provider=provider,
+        model=model,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        thinking=thinking,
+        preserve_thinking=preserve_thinking,
+        sandbox=sandbox,
+        approval=approval,
+        max_turns=max_turns,
+        max_cost=max_cost,
+        timeout=timeout,
+        test_cmd=test_cmd,
+        output_format=output_format,
+        store=store,
     )
     if resume and continue_:
         raise ConfigError("use either --resume ID or --continue, not both")
@@ -205,7 +218,11 @@ def run(
     session_store = _open_store(settings)
     try:
         built = assemble(
-            settings, env=os.environ, workdir=workdir, store=session_store, resume=resume,
+            settings,
+            env=os.environ,
+            workdir=workdir,
+            store=session_store,
+            resume=resume,
             continue_latest=continue_,
         )
         if settings.sandbox == "off":
@@ -241,14 +258,25 @@ def sessions_list(
         for info in session_store.list():
             count = session_store.count_messages(info.id)
             if as_json:
-                print(json.dumps({"id": info.id, "repository": info.repository,
-                                  "model": info.model, "status": info.status,
-                                  "title": info.title, "messages": count,
-                                  "updated_at": info.updated_at}))
+                print(
+                    json.dumps(
+                        {
+                            "id": info.id,
+                            "repository": info.repository,
+                            "model": info.model,
+                            "status": info.status,
+                            "title": info.title,
+                            "messages": count,
+                            "updated_at": info.updated_at,
+                        }
+                    )
+                )
                 continue
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.updated_at))
-            print(f"{info.id}  {when}  {info.status:<11} {count:>4} msgs  "
-                  f"{info.repository}  {info.title[:50]}")
+            print(
+                f"{info.id}  {when}  {info.status:<11} {count:>4} msgs  "
+                f"{info.repository}  {info.title[:50]}"
+            )
     finally:
         session_store.close()
 
@@ -263,8 +291,9 @@ def sessions_show(
     session_store = _open_store(_settings(None, store=store))
     try:
         info = session_store.get(session_id)
-        print(f"session {info.id} · {info.repository} · {info.provider}/{info.model} · "
-              f"{info.status}")
+        print(
+            f"session {info.id} · {info.repository} · {info.provider}/{info.model} · {info.status}"
+        )
         for number, message in enumerate(session_store.messages(info.id), start=1):
             flags = " (interrupted)" if message.interrupted else ""
             flags += " (error)" if message.is_error else ""
@@ -353,8 +382,10 @@ def config_show(directory: DirOpt = None) -> None:
         else:
             print(f"{key} = {json.dumps(value)}")
     profile = settings.profile
-    print(f"\n# provider {profile.name}: {profile.base_url}, model {profile.model}, "
-          f"key from {profile.key_env or '(none needed)'}")
+    print(
+        f"\n# provider {profile.name}: {profile.base_url}, model {profile.model}, "
+        f"key from {profile.key_env or '(none needed)'}"
+    )
 
 
 @config_app.command("path")
@@ -406,8 +437,13 @@ def doctor(
 
     workdir = workdir_of(directory)
     settings = _settings(
-        workdir, provider=provider, model=model, base_url=base_url, api_key_env=api_key_env,
-        sandbox=sandbox, store=store,
+        workdir,
+        provider=provider,
+        model=model,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        sandbox=sandbox,
+        store=store,
     )
     failures = 0
     for check in run_checks(settings, env=os.environ, workdir=workdir):
@@ -429,8 +465,12 @@ def _version_callback(value: bool) -> None:
 def main_options(
     version: Annotated[
         bool,
-        typer.Option("--version", callback=_version_callback, is_eager=True,
-                     help="Print the version and exit."),
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
     ] = False,
 ) -> None:
     """qwen-agent-cli (qac)."""

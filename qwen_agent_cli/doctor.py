@@ -39,15 +39,17 @@ def run_checks(settings: Settings, *, env: Mapping[str, str], workdir: Path) -> 
         yield Check(
             "model",
             listed or not models,
-            f"{profile.model} is served" if listed else
-            f"{profile.model} is not in the endpoint's model list; choose one of: "
+            f"{profile.model} is served"
+            if listed
+            else f"{profile.model} is not in the endpoint's model list; choose one of: "
             f"{', '.join(models[:8])}",
         )
     except QacError as exc:
         yield Check("endpoint", False, f"{exc}; check --base-url and that the server is running")
     if settings.preserve_thinking and profile.preserve_switch == "none":
         yield Check(
-            "preserve", False,
+            "preserve",
+            False,
             f"provider {profile.name} has no preserve_thinking switch; earlier reasoning may be "
             "dropped by its template (use vllm, sglang, llamacpp or dashscope for preservation)",
         )

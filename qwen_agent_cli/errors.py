@@ -1,13 +1,13 @@
 """The exception tree; each user-facing error carries its exit code (DESIGN §3).
 
-    QacError (1)
-    ├── ConfigError (2)              usage, flags, config files, missing key
-    ├── ProviderError (3)            the model API failed after retries, or refused (4xx)
-    │   └── DeadlineError (3)        the run's --timeout passed during a request
-    ├── SandboxUnavailableError (4)  the sandbox is required but cannot run
-    └── StoreError (2)               the session store cannot be opened, read or written
+QacError (1)
+├── ConfigError (2)              usage, flags, config files, missing key
+├── ProviderError (3)            the model API failed after retries, or refused (4xx)
+│   └── DeadlineError (3)        the run's --timeout passed during a request
+├── SandboxUnavailableError (4)  the sandbox is required but cannot run
+└── StoreError (2)               the session store cannot be opened, read or written
 
-    ToolError                        a failure the model can fix; goes back to it as a tool result
+ToolError                        a failure the model can fix; goes back to it as a tool result
 """
 
 from __future__ import annotations

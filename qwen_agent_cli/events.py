@@ -80,4 +80,6 @@ class Result:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-Event = Session | Thinking | Text | ToolCallEvent | ToolResultEvent | UsageEvent | ErrorEvent | Result
+Event = (
+    Session | Thinking | Text | ToolCallEvent | ToolResultEvent | UsageEvent | ErrorEvent | Result
+)

@@ -40,7 +40,7 @@ class RetryPolicy:
         """Exponential backoff with full jitter; a server's Retry-After wins, within max_delay."""
         if retry_after is not None:
             return min(max(retry_after, 0.0), self.max_delay)
-        ceiling = min(self.base_delay * (2**attempt), self.max_delay)
+        ceiling = min(self.base_delay * (2.0**attempt), self.max_delay)
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
@@ -132,9 +132,13 @@ class _Accumulator:
     usage: dict[str, Any] | None = None
 
     def message(self, model: str, usage: Usage | None, *, interrupted: bool = False) -> Message:
-        calls = () if interrupted else tuple(
-            ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"])
-            for i, c in sorted(self.calls.items())
+        calls = (
+            ()
+            if interrupted
+            else tuple(
+                ToolCall(id=c["id"] or f"call_{i}", name=c["name"], arguments=c["arguments"])
+                for i, c in sorted(self.calls.items())
+            )
         )
         return Message(
             role="assistant",
@@ -217,9 +221,7 @@ class Provider:
                 delay = self.retry.delay(attempt, exc.retry_after)
                 if deadline is not None and time.monotonic() + delay >= deadline:
                     raise DeadlineError("the run's time budget ran out while retrying") from exc
-                yield ErrorEvent(
-                    message=f"{exc.reason}; retrying in {delay:.1f}s", retrying=True
-                )
+                yield ErrorEvent(message=f"{exc.reason}; retrying in {delay:.1f}s", retrying=True)
                 self._sleep(delay)
                 attempt += 1
 
@@ -260,24 +262,25 @@ class Provider:
     ) -> Iterable[Any]:
         from openai import NOT_GIVEN
 
-        import_timeout = _timeout(timeout)
-        return self._sdk().chat.completions.create(
+        completions: Any = self._sdk().chat.completions
+        chunks: Iterable[Any] = completions.create(
             model=self.model,
-            messages=wire,  # type: ignore[arg-type]
-            tools=list(tools) if tools else NOT_GIVEN,  # type: ignore[arg-type]
+            messages=wire,
+            tools=list(tools) if tools else NOT_GIVEN,
             stream=True,
             stream_options={"include_usage": True},
             extra_body=extra or None,
-            timeout=import_timeout,
+            timeout=_timeout(timeout),
         )
+        return chunks
 
     def list_models(self) -> list[str]:
         """The model ids the endpoint offers (for `qac doctor`)."""
-        with _mapped_errors(self.profile):
-            try:
+        try:
+            with _mapped_errors(self.profile):
                 return [m.id for m in self._sdk().models.list(timeout=_timeout(15.0))]
-            except _Retryable as exc:
-                raise ProviderError(exc.reason) from exc
+        except _Retryable as exc:
+            raise ProviderError(exc.reason) from exc
 
 
 def _timeout(total: float) -> Any:
@@ -375,9 +378,11 @@ class _mapped_errors:
     def __enter__(self) -> None:
         return None
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
         if exc is None or isinstance(exc, KeyboardInterrupt | GeneratorExit | _Retryable):
-            return False
+            return
         import openai
 
         where = self.profile.base_url
@@ -403,7 +408,6 @@ class _mapped_errors:
             raise _Retryable(f"bad response from {where}: {exc}") from exc
         if _is_transport_error(exc):
             raise _Retryable(f"connection to {where} failed mid-response: {exc}") from exc
-        return False
 
 
 def _is_transport_error(exc: BaseException) -> bool:

@@ -6,6 +6,7 @@ Owns every subprocess and every write the tools make; imports nothing above `con
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import shutil
@@ -164,10 +165,8 @@ def run_process(
 
 
 def _kill_group(pid: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 @dataclass
@@ -184,7 +183,10 @@ class DirectExecutor:
             self._home = tempfile.mkdtemp(prefix="qac-home-")
         env = {**self.env, "HOME": self._home}
         return run_process(
-            [SHELL, "-c", command], cwd=cwd, env=env, timeout=timeout,
+            [SHELL, "-c", command],
+            cwd=cwd,
+            env=env,
+            timeout=timeout,
             capture_limit=self.capture_limit,
         )
 
@@ -231,7 +233,10 @@ class BubblewrapExecutor:
 
     def run(self, command: str, *, cwd: Path, timeout: float) -> ExecResult:
         return run_process(
-            self.argv(command, cwd), cwd=cwd, env=self.env, timeout=timeout,
+            self.argv(command, cwd),
+            cwd=cwd,
+            env=self.env,
+            timeout=timeout,
             capture_limit=self.capture_limit,
         )
 
@@ -280,9 +285,24 @@ def preflight(bwrap: str | None) -> str | None:
         )
     try:
         probe = subprocess.run(
-            [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--unshare-all",
-             "--die-with-parent", "--", "/bin/true"],
-            capture_output=True, timeout=20, check=False, stdin=subprocess.DEVNULL,
+            [
+                bwrap,
+                "--ro-bind",
+                "/",
+                "/",
+                "--dev",
+                "/dev",
+                "--proc",
+                "/proc",
+                "--unshare-all",
+                "--die-with-parent",
+                "--",
+                "/bin/true",
+            ],
+            capture_output=True,
+            timeout=20,
+            check=False,
+            stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"bubblewrap at {bwrap} cannot run: {exc}"
@@ -366,7 +386,7 @@ class Workspace:
         temporary = path.with_name(f".{path.name}.qac-tmp")
         temporary.write_text(text, encoding="utf-8", newline="")
         if path.exists():
-            os.chmod(temporary, path.stat().st_mode & 0o7777)
+            temporary.chmod(path.stat().st_mode & 0o7777)
         temporary.replace(path)
 
 

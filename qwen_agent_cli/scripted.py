@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import threading
-import zlib
 import time
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -119,7 +119,10 @@ class ScriptedServer:
         if roles.count("system") > 1 or ("system" in roles and roles[0] != "system"):
             self.violations.append(f"request {number}: the system message must come first, once")
         called = {
-            c.get("id") for m in messages for c in (m.get("tool_calls") or []) if isinstance(c, dict)
+            c.get("id")
+            for m in messages
+            for c in (m.get("tool_calls") or [])
+            if isinstance(c, dict)
         }
         for m in messages:
             if m.get("role") == "tool" and m.get("tool_call_id") not in called:
@@ -160,9 +163,13 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
 
         def do_GET(self) -> None:
             if self.path.rstrip("/").endswith("/models"):
-                self._json(200, {"object": "list", "data": [
-                    {"id": server.model, "object": "model", "owned_by": "scripted"}
-                ]})
+                self._json(
+                    200,
+                    {
+                        "object": "list",
+                        "data": [{"id": server.model, "object": "model", "owned_by": "scripted"}],
+                    },
+                )
             else:
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -238,8 +245,13 @@ def _calls(script_turn: dict[str, Any]) -> list[dict[str, str]]:
     for index, call in enumerate(script_turn.get("tool_calls") or []):
         args = call.get("arguments", {})
         raw = args if isinstance(args, str) else json.dumps(args)
-        calls.append({"id": call.get("id") or f"call_{index}_{zlib.crc32(raw.encode()):08x}",
-                      "name": call["name"], "arguments": raw})
+        calls.append(
+            {
+                "id": call.get("id") or f"call_{index}_{zlib.crc32(raw.encode()):08x}",
+                "name": call["name"],
+                "arguments": raw,
+            }
+        )
     return calls
 
 
@@ -269,12 +281,18 @@ def _chunks(
     created = int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **top: Any) -> str:
-        return json.dumps({
-            "id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": created,
-            "model": body.get("model", server.model),
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
-            **top,
-        })
+        return json.dumps(
+            {
+                "id": "chatcmpl-scripted",
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": body.get("model", server.model),
+                "choices": [
+                    {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+                ],
+                **top,
+            }
+        )
 
     if script_turn.get("empty"):
         yield chunk({"role": "assistant", "content": ""}, "stop")
@@ -292,22 +310,47 @@ def _chunks(
         yield chunk({"content": piece})
     calls = _calls(script_turn)
     for index, call in enumerate(calls):
-        yield chunk({"tool_calls": [{"index": index, "id": call["id"], "type": "function",
-                                     "function": {"name": call["name"], "arguments": ""}}]})
+        yield chunk(
+            {
+                "tool_calls": [
+                    {
+                        "index": index,
+                        "id": call["id"],
+                        "type": "function",
+                        "function": {"name": call["name"], "arguments": ""},
+                    }
+                ]
+            }
+        )
         parts = _pieces(call["arguments"], count)
         for number, part in enumerate(parts):
             if cut == "tool_args" and number == len(parts) // 2:
                 yield None
-            yield chunk({"tool_calls": [{"index": index, "id": "", "type": "function",
-                                         "function": {"arguments": part}}]})
+            yield chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": "",
+                            "type": "function",
+                            "function": {"arguments": part},
+                        }
+                    ]
+                }
+            )
     if cut:
         yield None
     yield chunk({"content": ""}, "tool_calls" if calls else "stop")
-    yield json.dumps({
-        "id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": created,
-        "model": body.get("model", server.model), "choices": [],
-        "usage": _usage(server, body, script_turn),
-    })
+    yield json.dumps(
+        {
+            "id": "chatcmpl-scripted",
+            "object": "chat.completion.chunk",
+            "created": created,
+            "model": body.get("model", server.model),
+            "choices": [],
+            "usage": _usage(server, body, script_turn),
+        }
+    )
 
 
 def _completion(
@@ -320,15 +363,21 @@ def _completion(
         message[field] = script_turn["thinking"]
     if calls:
         message["tool_calls"] = [
-            {"id": c["id"], "type": "function",
-             "function": {"name": c["name"], "arguments": c["arguments"]}}
+            {
+                "id": c["id"],
+                "type": "function",
+                "function": {"name": c["name"], "arguments": c["arguments"]},
+            }
             for c in calls
         ]
     return {
-        "id": "chatcmpl-scripted", "object": "chat.completion", "created": int(time.time()),
+        "id": "chatcmpl-scripted",
+        "object": "chat.completion",
+        "created": int(time.time()),
         "model": body.get("model", server.model),
-        "choices": [{"index": 0, "message": message,
-                     "finish_reason": "tool_calls" if calls else "stop"}],
+        "choices": [
+            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
+        ],
         "usage": _usage(server, body, script_turn),
     }
 
@@ -338,6 +387,8 @@ def load_script(data: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     if isinstance(data, list):
         return data, {}
     if isinstance(data, dict) and isinstance(data.get("turns"), list):
-        options = {k: v for k, v in data.items() if k in ("reasoning_field", "model", "check_prefix")}
+        options = {
+            k: v for k, v in data.items() if k in ("reasoning_field", "model", "check_prefix")
+        }
         return data["turns"], options
     raise ValueError("a script is a JSON list of turns or an object with a 'turns' list")

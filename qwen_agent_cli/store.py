@@ -6,6 +6,7 @@ Owns all SQL; callers see only our dataclasses.
 
 from __future__ import annotations
 
+import builtins
 import json
 import sqlite3
 import time
@@ -51,7 +52,7 @@ def _migration_1(db: sqlite3.Connection) -> None:
             PRIMARY KEY (session_id, seq)
         );
         CREATE INDEX sessions_by_workdir ON sessions(workdir, updated_at);
-        """
+        """,
     )
 
 
@@ -183,13 +184,13 @@ class SessionStore:
         ).fetchone()
         return _session(row) if row else None
 
-    def list(self, limit: int = 50) -> list[SessionInfo]:
+    def list(self, limit: int = 50) -> builtins.list[SessionInfo]:
         rows = self._db.execute(
             "SELECT * FROM sessions ORDER BY updated_at DESC LIMIT ?", (limit,)
         ).fetchall()
         return [_session(r) for r in rows]
 
-    def messages(self, session_id: str) -> list[Message]:
+    def messages(self, session_id: str) -> builtins.list[Message]:
         return [m for _, m, _ in self._rows(session_id)]
 
     def count_messages(self, session_id: str) -> int:
@@ -277,18 +278,23 @@ class _Transaction:
         except sqlite3.OperationalError as exc:
             raise StoreError(f"cannot write the session store {self._path}: {exc}") from exc
 
-    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
+    ) -> None:
         if exc is None:
             try:
                 self._db.execute("COMMIT")
             except sqlite3.DatabaseError as error:
-                self._db.execute("ROLLBACK")
+                self._rollback()
                 raise StoreError(f"cannot write the session store {self._path}: {error}") from error
-            return False
-        self._db.execute("ROLLBACK")
+            return
+        self._rollback()
         if isinstance(exc, sqlite3.DatabaseError):
             raise StoreError(f"cannot write the session store {self._path}: {exc}") from exc
-        return False
+
+    def _rollback(self) -> None:
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
 
 
 def new_session_id() -> str:

@@ -49,9 +49,17 @@ def run_demo(settings: Settings, *, env: Mapping[str, str], console: Console | N
         repo = copy_sample_repo(workroot)
         with ScriptedServer(turns, **options) as server:
             demo_settings = dataclasses.replace(
-                settings, provider="vllm", base_url=server.url, model="qwen3.6-demo",
-                api_key_env="", test_cmd=DEMO_TEST_CMD, approval="auto", max_turns=10,
-                retries=0, timeout=120.0, max_cost=None,
+                settings,
+                provider="vllm",
+                base_url=server.url,
+                model="qwen3.6-demo",
+                api_key_env="",
+                test_cmd=DEMO_TEST_CMD,
+                approval="auto",
+                max_turns=10,
+                retries=0,
+                timeout=120.0,
+                max_cost=None,
             )
             console.print(f"[bold]qac demo[/]: a sample repo with a failing test at {repo}")
             console.print(f"[dim]scripted model at {server.url}; no network, no key[/]\n")
@@ -75,8 +83,10 @@ def run_demo(settings: Settings, *, env: Mapping[str, str], console: Console | N
             finally:
                 store.close()
             replayed = sum(
-                1 for m in server.requests[-1]["messages"]
-                if m.get("role") == "assistant" and (m.get("reasoning") or m.get("reasoning_content"))
+                1
+                for m in server.requests[-1]["messages"]
+                if m.get("role") == "assistant"
+                and (m.get("reasoning") or m.get("reasoning_content"))
             )
     finally:
         shutil.rmtree(workroot, ignore_errors=True)

@@ -13,7 +13,7 @@ import types
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin, overload
 
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import ToolError
@@ -59,9 +59,15 @@ class Tool:
         }
 
 
+@overload
+def tool(fn: ToolFunction, /) -> Tool: ...
+@overload
+def tool(*, read_only: bool = False) -> Callable[[ToolFunction], Tool]: ...
+
+
 def tool(
     fn: ToolFunction | None = None, *, read_only: bool = False
-) -> Any:
+) -> Tool | Callable[[ToolFunction], Tool]:
     """Decorator: build a Tool from the function's signature and docstring."""
 
     def build(function: ToolFunction) -> Tool:

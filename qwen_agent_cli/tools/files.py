@@ -13,8 +13,22 @@ from qwen_agent_cli.tools.base import Output, ToolContext, tool
 BINARY_SNIFF = 8192
 EDIT_LIMIT_BYTES = 10_000_000
 LIST_LIMIT = 500
-SKIP_DIRS = frozenset({".git", "node_modules", "__pycache__", ".venv", "venv", ".mypy_cache",
-                       ".pytest_cache", ".ruff_cache", ".tox", "dist", "build", ".qac-out"})
+SKIP_DIRS = frozenset(
+    {
+        ".git",
+        "node_modules",
+        "__pycache__",
+        ".venv",
+        "venv",
+        ".mypy_cache",
+        ".pytest_cache",
+        ".ruff_cache",
+        ".tox",
+        "dist",
+        "build",
+        ".qac-out",
+    }
+)
 
 
 def _existing_file(ctx: ToolContext, path: str, *, write: bool = False) -> Path:
@@ -99,7 +113,7 @@ def edit_file(ctx: ToolContext, path: str, old: str, new: str) -> Output:
     if count == 0:
         raise ToolError(f"old was not found in {path}. {_closest(text, old)}")
     if count > 1:
-        lines = [str(text[: m].count("\n") + 1) for m in _positions(text, old)]
+        lines = [str(text[:m].count("\n") + 1) for m in _positions(text, old)]
         raise ToolError(
             f"old occurs {count} times in {path} (at lines {', '.join(lines[:10])}); "
             "include more surrounding text so it matches exactly once"

@@ -15,7 +15,7 @@ GREP_FILE_LIMIT = 5_000_000
 
 
 def _walk(base: Path) -> list[Path]:
-    paths = []
+    paths: list[Path] = []
     for directory, dirs, files in os.walk(base):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
         paths.extend(Path(directory) / name for name in sorted(files))
