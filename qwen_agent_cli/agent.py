@@ -69,7 +69,7 @@ class _Stalls:
     def record(self, call: ToolCall, result: ToolResult) -> str:
         if not result.is_error:
             return result.output
-        key = f"{call.name}:{_normal_args(call.arguments)}:{hash(result.output)}"
+        key = f"{call.name}:{call.arguments.strip()}:{hash(result.output)}"
         attempts = self.seen.setdefault(key, [])
         attempts.append(f"{call.name}({call.arguments[:200]}) -> {result.output[:200]}")
         if len(attempts) >= self.stop_after:
@@ -82,13 +82,6 @@ class _Stalls:
                 "approach, or explain what blocks you.]"
             )
         return result.output
-
-
-def _normal_args(arguments: str) -> str:
-    try:
-        return json.dumps(json.loads(arguments), sort_keys=True)
-    except (json.JSONDecodeError, TypeError):
-        return arguments
 
 
 def system_message(session: SessionInfo) -> str:

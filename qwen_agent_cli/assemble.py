@@ -1,7 +1,7 @@
 """Builds a ready Agent from Settings: the provider, the executor, the tools and the session
 (new, resumed or continued). Shared by `run`, `ci` and `demo` so they cannot drift.
 
-Takes the environment as an argument; never reads os.environ.
+Takes the environment as an argument; never reads the process environment itself.
 """
 
 from __future__ import annotations

@@ -115,11 +115,9 @@ def _writer(output_format: str) -> Any:
         return output.StreamJsonWriter(sys.stdout)
     progress = None
     if sys.stderr.isatty():
-        from rich.console import Console
-
         from qwen_agent_cli.ui.render import Renderer
 
-        progress = Renderer(Console(stderr=True))
+        progress = Renderer.to_stderr()
     return output.TextWriter(sys.stdout, progress)
 
 
@@ -240,9 +238,11 @@ def demo(
 ) -> None:
     """Run the whole loop offline: a bundled repo with a failing test and a scripted model."""
     from qwen_agent_cli.demo import run_demo
+    from qwen_agent_cli.ui.render import Renderer
 
     settings = _settings(None, sandbox=sandbox, store=store)
-    raise typer.Exit(run_demo(settings, env=os.environ))
+    renderer = Renderer.to_stdout()
+    raise typer.Exit(run_demo(settings, env=os.environ, show=renderer.write, say=renderer.say))
 
 
 @sessions_app.command("list")

@@ -1,7 +1,7 @@
 """Settings and provider profiles, layered: packaged configs < user file < project file < QAC_* env
 < flags.
 
-Owns reading TOML configuration; never reads os.environ itself (cli.py passes the environment in).
+Owns reading TOML configuration; never reads the process environment itself (cli.py passes it in).
 """
 
 from __future__ import annotations

@@ -17,10 +17,10 @@ from qwen_agent_cli import context
 from qwen_agent_cli.cli import invoke
 from qwen_agent_cli.scripted import ScriptedServer
 
-BUGGY_CALC = '''def average(values):
+BUGGY_CALC = """def average(values):
     return sum(values) // len(values)
-'''
-TEST_CALC = '''import unittest
+"""
+TEST_CALC = """import unittest
 
 from calc import average
 
@@ -32,7 +32,7 @@ class CalcTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
-'''
+"""
 TEST_CMD = "python3 -m unittest -q"
 
 
@@ -85,7 +85,7 @@ class Outcome:
 
 
 @pytest.fixture
-def qac(capsys: pytest.CaptureFixture[str]):  # type: ignore[no-untyped-def]
+def qac(capsys: pytest.CaptureFixture[str]):
     """Run the command line in-process, as `qac ARGS`."""
 
     def run(*args: str) -> Outcome:
@@ -103,8 +103,12 @@ def run_process(
     """Run `python -m qwen_agent_cli ARGS` as a real process."""
     proc = subprocess.run(
         [sys.executable, "-m", "qwen_agent_cli", *args],
-        capture_output=True, text=True, env=env or dict(os.environ), input=input,
-        timeout=timeout, check=False,
+        capture_output=True,
+        text=True,
+        env=env or dict(os.environ),
+        input=input,
+        timeout=timeout,
+        check=False,
     )
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
 

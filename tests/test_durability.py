@@ -32,14 +32,22 @@ def test_429_then_a_cut_stream_is_retried_and_the_tool_runs_once(
         turn(thinking=thinking, text="Appending now.", tool_call=APPEND),
         turn(text="Appended."),
     )
-    out = qac("run", "append", *server_args(model_server), "-C", str(repo),
-              "--output-format", "stream-json")
+    out = qac(
+        "run",
+        "append",
+        *server_args(model_server),
+        "-C",
+        str(repo),
+        "--output-format",
+        "stream-json",
+    )
 
     assert out.code == 0, out.stderr
     assert (repo / "log.txt").read_text() == "ran\n"
     retries = [e for e in out.lines() if e["type"] == "error"]
     assert [e["retrying"] for e in retries] == [True, True]
-    assert "429" in str(retries[0]["message"]) and "cut off" in str(retries[1]["message"])
+    assert "429" in str(retries[0]["message"])
+    assert "cut off" in str(retries[1]["message"])
     store = SessionStore(Path(os.environ["QAC_HOME"]) / "sessions.db")
     session_id = str(out.lines()[-1]["session_id"])
     roles = [m.role for m in store.messages(session_id)]
@@ -66,9 +74,21 @@ def test_kill_9_during_a_response_keeps_every_completed_message(
         turn(thinking=slow, text="never finished", pieces=40, chunk_delay=0.25),
     )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "qwen_agent_cli", "run", "fix", *server_args(model_server),
-         "-C", str(repo), "--output-format", "stream-json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-m",
+            "qwen_agent_cli",
+            "run",
+            "fix",
+            *server_args(model_server),
+            "-C",
+            str(repo),
+            "--output-format",
+            "stream-json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     session_id = str(json.loads(proc.stdout.readline())["session_id"])
@@ -87,11 +107,21 @@ def test_kill_9_during_a_response_keeps_every_completed_message(
     shown = run_process("sessions", "show", session_id, "--thinking")
     assert shown.code == 0, shown.stderr
     assert shown.stdout.count("\n[") == 5  # user, assistant, tool, assistant, tool
-    assert "second look" in shown.stdout and "never finished" not in shown.stdout
+    assert "second look" in shown.stdout
+    assert "never finished" not in shown.stdout
 
     with ScriptedServer([turn(text="continuing")]) as server:
-        resumed = run_process("run", "go on", "--resume", session_id, *server_args(server),
-                              "-C", str(repo), "--output-format", "json")
+        resumed = run_process(
+            "run",
+            "go on",
+            "--resume",
+            session_id,
+            *server_args(server),
+            "-C",
+            str(repo),
+            "--output-format",
+            "json",
+        )
         assert resumed.code == 0, resumed.stderr
         roles = [m["role"] for m in server.requests[0]["messages"]]
     assert roles == ["system", "user", "assistant", "tool", "assistant", "tool", "user"]
@@ -101,8 +131,9 @@ def test_a_crash_between_a_tool_call_and_its_result_is_repaired_on_resume(
     qac, model_server: ScriptedServer, repo: Path
 ):
     model_server.script(turn(text="first"))
-    first = qac("run", "one", *server_args(model_server), "-C", str(repo), "--output-format",
-                "json")
+    first = qac(
+        "run", "one", *server_args(model_server), "-C", str(repo), "--output-format", "json"
+    )
     session_id = str(first.json()["session_id"])
     from qwen_agent_cli.types import Message, ToolCall
 
@@ -115,6 +146,7 @@ def test_a_crash_between_a_tool_call_and_its_result_is_repaired_on_resume(
     out = qac("run", "two", "--resume", session_id, *server_args(model_server), "-C", str(repo))
     assert out.code == 0, out.stderr
     tail = model_server.requests[-1]["messages"][-2:]
-    assert tail[0]["role"] == "tool" and tail[0]["tool_call_id"] == "call_x"
+    assert tail[0]["role"] == "tool"
+    assert tail[0]["tool_call_id"] == "call_x"
     assert "not run" in tail[0]["content"]
     assert tail[1] == {"role": "user", "content": "two"}

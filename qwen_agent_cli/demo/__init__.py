@@ -7,21 +7,18 @@ import dataclasses
 import json
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
-
-from rich.console import Console
 
 from qwen_agent_cli import context
 from qwen_agent_cli.assemble import assemble, store_path
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import SandboxUnavailableError
-from qwen_agent_cli.events import Result
+from qwen_agent_cli.events import Event, Result
 from qwen_agent_cli.scripted import ScriptedServer, load_script
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.types import Status
-from qwen_agent_cli.ui.render import Renderer
 
 DEMO_PROMPT = "The test suite fails. Find the bug, fix it, and make sure all tests pass."
 DEMO_TEST_CMD = "python3 -m unittest -v"
@@ -39,9 +36,14 @@ def copy_sample_repo(target: Path) -> Path:
     return repo
 
 
-def run_demo(settings: Settings, *, env: Mapping[str, str], console: Console | None = None) -> int:
-    """Play the demo; returns the exit code (0 when the tests end green)."""
-    console = console or Console(highlight=False)
+def run_demo(
+    settings: Settings,
+    *,
+    env: Mapping[str, str],
+    show: Callable[[Event], None],
+    say: Callable[[str], None],
+) -> int:
+    """Play the demo, showing its events and notes; returns 0 when the tests end green."""
     script = json.loads(resources.files("qwen_agent_cli.demo").joinpath("script.json").read_text())
     turns, options = load_script(script)
     workroot = Path(tempfile.mkdtemp(prefix="qac-demo-"))
@@ -61,22 +63,21 @@ def run_demo(settings: Settings, *, env: Mapping[str, str], console: Console | N
                 timeout=120.0,
                 max_cost=None,
             )
-            console.print(f"[bold]qac demo[/]: a sample repo with a failing test at {repo}")
-            console.print(f"[dim]scripted model at {server.url}; no network, no key[/]\n")
-            console.print(f"[bold]> {DEMO_PROMPT}[/]\n")
+            say(f"qac demo: a sample repo with a failing test at {repo}")
+            say(f"scripted model at {server.url}; no network, no key\n")
+            say(f"> {DEMO_PROMPT}\n")
             store = SessionStore(store_path(settings, env))
             try:
                 try:
                     built = assemble(demo_settings, env=env, workdir=repo, store=store)
                 except SandboxUnavailableError as exc:
-                    console.print(f"[yellow]{exc}[/]\n[yellow]the demo continues without it[/]\n")
+                    say(f"{exc}\nthe demo continues without the sandbox\n")
                     off = dataclasses.replace(demo_settings, sandbox="off")
                     built = assemble(off, env=env, workdir=repo, store=store)
-                console.print(f"[dim]commands run in: {built.executor.description}[/]")
-                renderer = Renderer(console)
+                say(f"commands run in: {built.executor.description}")
                 result: Result | None = None
                 for event in built.agent.run(DEMO_PROMPT):
-                    renderer.write(event)
+                    show(event)
                     if isinstance(event, Result):
                         result = event
                 verify = built.executor.run(DEMO_TEST_CMD, cwd=repo, timeout=60)
@@ -91,14 +92,13 @@ def run_demo(settings: Settings, *, env: Mapping[str, str], console: Console | N
     finally:
         shutil.rmtree(workroot, ignore_errors=True)
     assert result is not None
-    console.print(
-        f"\n[bold]preserved thinking:[/] the last request carried {replayed} earlier reasoning "
+    say(
+        f"\npreserved thinking: the last request carried {replayed} earlier reasoning "
         f"blocks, byte for byte, across {len(server.requests)} requests."
     )
     green = verify.exit_code == 0
-    console.print(
-        f"tests after the run: [{'green' if green else 'red'}]"
-        f"{'pass' if green else 'fail'}[/]. See the stored session with "
+    say(
+        f"tests after the run: {'pass' if green else 'FAIL'}. See the stored session with "
         f"`qac sessions show {result.session_id} --thinking`."
     )
     return 0 if green and result.status == Status.DONE else 1

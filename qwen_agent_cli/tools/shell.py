@@ -36,7 +36,7 @@ def shell(ctx: ToolContext, command: str, timeout: int | None = None) -> Output:
     return Output(_report(result), failed=result.exit_code != 0)
 
 
-def test_summary(output: str, exit_code: int) -> dict[str, int]:
+def parse_test_counts(output: str, exit_code: int) -> dict[str, int]:
     """Counts from pytest's or unittest's closing lines; empty when neither is found."""
     counts: dict[str, int] = {}
     lines = [ln for ln in output.strip().splitlines() if ln.strip()]
@@ -82,6 +82,6 @@ def run_tests(ctx: ToolContext, args: str = "") -> Output:
     full = f"{command} {args}".strip()
     result = ctx.executor.run(full, cwd=ctx.workspace.root, timeout=ctx.settings.command_timeout)
     verdict = "PASSED" if result.exit_code == 0 else "FAILED"
-    counts = describe_counts(test_summary(result.output, result.exit_code))
+    counts = describe_counts(parse_test_counts(result.output, result.exit_code))
     report = f"tests {verdict} ({counts}) running `{full}`\n{_report(result)}"
     return Output(report, failed=result.exit_code != 0)

@@ -57,6 +57,19 @@ class Renderer:
         self.console = console
         self.mode = ""
 
+    @classmethod
+    def to_stdout(cls) -> Renderer:
+        return cls(Console(highlight=False))
+
+    @classmethod
+    def to_stderr(cls) -> Renderer:
+        return cls(Console(stderr=True, highlight=False))
+
+    def say(self, text: str) -> None:
+        """A plain note between events (demo narration)."""
+        self._switch("note")
+        self.console.print(escape(text), highlight=False)
+
     def _switch(self, mode: str) -> None:
         if self.mode in ("thinking", "text") and mode != self.mode:
             self.console.print()
