@@ -210,20 +210,35 @@ class BubblewrapExecutor:
         workspace = self.workspace.resolve()
         args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         args += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
-        hidden = [p.resolve() for p in self.hidden if p.exists() and p.resolve() != Path("/")]
+        hidden = list(dict.fromkeys(p.resolve() for p in self.hidden if p.exists()))
+        hidden = [p for p in hidden if p != Path("/")]
         inside = [p for p in hidden if p.is_relative_to(workspace)]
-        for path in hidden:
-            if path not in inside:
-                args += ["--tmpfs", str(path)]
-        for path in _toolchain_paths(self.env.get("PATH", ""), [Path("/tmp"), *hidden]):
+        # The workspace's parent is shown empty and read-only, so `../x` fails loudly instead of
+        # landing in a scratch tmpfs, and the workspace's siblings stay out of sight.
+        parent = workspace.parent
+        shield = parent != Path("/tmp") and any(
+            parent.is_relative_to(root) for root in (Path("/tmp"), *hidden) if root not in inside
+        )
+        outside = [
+            p
+            for p in hidden
+            if p not in inside and not (shield and p.is_relative_to(parent) and p != parent)
+        ]
+        for path in outside:
+            args += ["--tmpfs", str(path)]
+        for path in _toolchain_paths(self.env.get("PATH", ""), [Path("/tmp"), *outside]):
             if not path.is_relative_to(workspace):
                 args += ["--ro-bind", str(path), str(path)]
+        if shield and parent not in outside:
+            args += ["--tmpfs", str(parent)]
         args += ["--bind" if self.writable else "--ro-bind", str(workspace), str(workspace)]
         git_dir = workspace / ".git"
         if git_dir.exists():
             args += ["--ro-bind", str(git_dir), str(git_dir)]
         for path in inside:
             args += ["--tmpfs", str(path)]
+        for path in dict.fromkeys(([parent] if shield else []) + outside):
+            args += ["--remount-ro", str(path)]
         args += ["--unshare-all"]
         if self.network:
             args += ["--share-net"]
