@@ -91,6 +91,7 @@ def build_executor(settings: Settings, env: Mapping[str, str], workdir: Path) ->
         env=clean,
         network=settings.sandbox_network,
         hidden=hidden,
+        bwrap_path=settings.sandbox_bwrap,
     )
 
 

