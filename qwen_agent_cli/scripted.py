@@ -62,6 +62,8 @@ class ScriptedServer:
         self.model = model
         self.check_prefix = check_prefix
         self.requests: list[dict[str, Any]] = []
+        self.timings: list[tuple[float, float]] = []
+        """(received, answered) per request, on the monotonic clock, for benchmarks."""
         self.violations: list[str] = []
         self.played = 0
         self._lock = threading.Lock()
@@ -176,6 +178,14 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
 
         def do_POST(self) -> None:
+            received = time.monotonic()
+            try:
+                self._post()
+            finally:
+                with server._lock:
+                    server.timings.append((received, time.monotonic()))
+
+        def _post(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             try:
                 body = json.loads(self.rfile.read(length) or b"{}")
