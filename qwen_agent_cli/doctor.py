@@ -66,8 +66,11 @@ def run_checks(settings: Settings, *, env: Mapping[str, str], workdir: Path) -> 
     path = store_path(settings, env)
     try:
         store = SessionStore(path)
-        ok = store.integrity_ok()
-        store.close()
+        try:
+            store.check_writable()
+            ok = store.integrity_ok()
+        finally:
+            store.close()
         yield Check("store", ok, f"{path} is writable" if ok else f"{path} failed integrity_check")
     except QacError as exc:
         yield Check("store", False, str(exc))

@@ -212,7 +212,7 @@ class Provider:
         while True:
             timeout = self._timeout_before(deadline)
             try:
-                return (yield from self._attempt(wire, extra, tools, timeout))
+                return (yield from self._attempt(wire, extra, tools, timeout, deadline))
             except _Retryable as exc:
                 if attempt >= self.retry.retries:
                     raise ProviderError(
@@ -239,6 +239,7 @@ class Provider:
         extra: dict[str, Any],
         tools: Sequence[dict[str, Any]],
         timeout: float,
+        deadline: float | None,
     ) -> Generator[Event, None, Message]:
         acc = _Accumulator()
         try:
@@ -246,6 +247,9 @@ class Provider:
                 chunks = self._open(wire, extra, tools, timeout)
                 for chunk in chunks:
                     yield from _absorb(acc, chunk)
+                    if deadline is not None and time.monotonic() >= deadline:
+                        _close(chunks)
+                        raise DeadlineError("the run's time budget ran out mid-response")
         except KeyboardInterrupt:
             return acc.message(self.model, None, interrupted=True)
         if acc.finish_reason is None:
@@ -281,6 +285,12 @@ class Provider:
                 return [m.id for m in self._sdk().models.list(timeout=_timeout(15.0))]
         except _Retryable as exc:
             raise ProviderError(exc.reason) from exc
+
+
+def _close(chunks: Iterable[Any]) -> None:
+    close = getattr(chunks, "close", None)
+    if callable(close):
+        close()
 
 
 def _timeout(total: float) -> Any:
@@ -381,7 +391,9 @@ class _mapped_errors:
     def __exit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
     ) -> None:
-        if exc is None or isinstance(exc, KeyboardInterrupt | GeneratorExit | _Retryable):
+        if exc is None or isinstance(
+            exc, KeyboardInterrupt | GeneratorExit | _Retryable | ProviderError
+        ):
             return
         import openai
 

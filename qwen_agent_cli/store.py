@@ -260,6 +260,11 @@ class SessionStore:
             )
         return header
 
+    def check_writable(self) -> None:
+        """Take and release the write lock: raises StoreError when the store is read-only."""
+        with self._transaction():
+            self._db.execute("CREATE TEMP TABLE IF NOT EXISTS _probe(x)")
+
     def integrity_ok(self) -> bool:
         row = self._db.execute("PRAGMA integrity_check").fetchone()
         return bool(row and row[0] == "ok")

@@ -150,3 +150,62 @@ def test_a_crash_between_a_tool_call_and_its_result_is_repaired_on_resume(
     assert tail[0]["tool_call_id"] == "call_x"
     assert "not run" in tail[0]["content"]
     assert tail[1] == {"role": "user", "content": "two"}
+
+
+def test_timeout_budget_ends_the_run_with_its_status(qac, model_server: ScriptedServer, repo: Path):
+    model_server.script(turn(thinking="slow " * 20, text="late", pieces=20, chunk_delay=0.2))
+    started = time.monotonic()
+    out = qac(
+        "run",
+        "x",
+        *server_args(model_server),
+        "-C",
+        str(repo),
+        "--timeout",
+        "1",
+        "--output-format",
+        "json",
+    )
+    assert out.code == 1
+    assert out.json()["status"] == "timeout"
+    assert "--timeout" in out.stderr
+    assert time.monotonic() - started < 4
+
+
+def test_ctrl_c_stores_what_arrived_marked_interrupted_and_exits_130(
+    model_server: ScriptedServer, repo: Path
+):
+    model_server.script(turn(thinking="partial thought " * 30, pieces=30, chunk_delay=0.2))
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "qwen_agent_cli",
+            "run",
+            "x",
+            *server_args(model_server),
+            "-C",
+            str(repo),
+            "--output-format",
+            "stream-json",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    session_id = str(json.loads(proc.stdout.readline())["session_id"])
+    for line in proc.stdout:
+        if json.loads(line)["type"] == "thinking":
+            break
+    proc.send_signal(signal.SIGINT)
+    rest, errors = proc.communicate(timeout=10)
+    assert proc.returncode == 130, errors
+    assert json.loads(rest.splitlines()[-1])["status"] == "interrupted"
+    assert errors.strip().startswith("qac: interrupted")
+    store = SessionStore(Path(os.environ["QAC_HOME"]) / "sessions.db")
+    last = store.messages(session_id)[-1]
+    store.close()
+    assert last.interrupted
+    assert last.reasoning is not None
+    assert last.reasoning.startswith("partial thought")

@@ -40,8 +40,9 @@ def sample_repo(root: Path) -> Path:
 def run_qac(args: list[str], env: dict[str, str]) -> tuple[float, int]:
     """Start `qac ARGS`; returns (start time on the monotonic clock, peak RSS in KB)."""
     started = time.monotonic()
-    proc = subprocess.Popen([QAC, *args], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [QAC, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
@@ -62,8 +63,9 @@ def bench_first_request(repo: Path, env: dict[str, str], runs: int) -> float:
     delays = []
     for _ in range(runs):
         with ScriptedServer([turn(text="ok")]) as server:
-            started, _ = run_qac(["run", "hi", "--provider", "vllm", "--base-url", server.url,
-                                  "-C", str(repo)], env)
+            started, _ = run_qac(
+                ["run", "hi", "--provider", "vllm", "--base-url", server.url, "-C", str(repo)], env
+            )
             delays.append(server.timings[0][0] - started)
     return statistics.median(delays)
 
@@ -71,8 +73,21 @@ def bench_first_request(repo: Path, env: dict[str, str], runs: int) -> float:
 def bench_steps(repo: Path, env: dict[str, str], steps: int) -> tuple[float, int]:
     turns = [turn(tool_call=("read_file", {"path": f"module_{n % 20}.py"})) for n in range(steps)]
     with ScriptedServer([*turns, turn(text="done")]) as server:
-        _, peak = run_qac(["run", "read", "--provider", "vllm", "--base-url", server.url,
-                           "-C", str(repo), "--max-turns", str(steps + 1)], env)
+        _, peak = run_qac(
+            [
+                "run",
+                "read",
+                "--provider",
+                "vllm",
+                "--base-url",
+                server.url,
+                "-C",
+                str(repo),
+                "--max-turns",
+                str(steps + 1),
+            ],
+            env,
+        )
         gaps = [server.timings[i + 1][0] - server.timings[i][1] for i in range(steps)]
     return statistics.median(gaps), peak
 
@@ -93,8 +108,9 @@ def prompt_tokens(repo: Path) -> tuple[int, str]:
 
 def bench_sandbox(repo: Path, runs: int) -> tuple[float, float]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
-    sandboxed = make_executor("workspace-write", workspace=repo, env=env, network=False,
-                              hidden=[Path.home()])
+    sandboxed = make_executor(
+        "workspace-write", workspace=repo, env=env, network=False, hidden=[Path.home()]
+    )
     direct = DirectExecutor(env=env)
     results = {}
     for name, executor in (("bwrap", sandboxed), ("direct", direct)):
@@ -126,13 +142,19 @@ def main() -> None:
     rows = [
         ("`qac --version`", f"{version * 1000:.0f} ms", "< 250 ms"),
         ("`qac run` start to first model request", f"{first * 1000:.0f} ms", "< 1000 ms"),
-        (f"client overhead per step ({args.steps} read_file steps)", f"{step * 1000:.1f} ms",
-         "< 20 ms"),
+        (
+            f"client overhead per step ({args.steps} read_file steps)",
+            f"{step * 1000:.1f} ms",
+            "< 20 ms",
+        ),
         ("peak memory of that `qac run`", f"{peak / 1024:.0f} MB", "< 150 MB"),
         (f"system prompt + tool schemas ({how})", f"{tokens} tokens", "< 3,000"),
-        ("sandbox cost per command (`true`, bwrap minus direct)",
-         f"{(bwrap - direct) * 1000:.1f} ms (bwrap {bwrap * 1000:.1f}, direct "
-         f"{direct * 1000:.1f})", "< 30 ms"),
+        (
+            "sandbox cost per command (`true`, bwrap minus direct)",
+            f"{(bwrap - direct) * 1000:.1f} ms (bwrap {bwrap * 1000:.1f}, direct "
+            f"{direct * 1000:.1f})",
+            "< 30 ms",
+        ),
     ]
     print("| measure | median | target |\n|---|---|---|")
     for row in rows:

@@ -1,0 +1,56 @@
+"""`qac doctor` against the scripted server: a line per check, non-zero when one fails."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from qwen_agent_cli.scripted import ScriptedServer
+
+
+def test_all_checks_pass_against_a_working_server(qac, repo: Path):
+    with ScriptedServer(model="qwen3.6-plus") as server:
+        out = qac(
+            "doctor",
+            "--provider",
+            "vllm",
+            "--base-url",
+            server.url,
+            "--model",
+            "qwen3.6-plus",
+            "-C",
+            str(repo),
+        )
+    assert out.code == 0, out.stdout
+    names = [line.split()[1].rstrip(":") for line in out.stdout.splitlines()]
+    assert names == ["key", "endpoint", "model", "preserve", "sandbox", "git", "store"]
+    assert all(line.startswith("ok") for line in out.stdout.splitlines())
+
+
+def test_problems_are_reported_with_their_fix(qac, repo: Path):
+    out = qac(
+        "doctor", "--provider", "ollama", "--base-url", "http://127.0.0.1:9/v1", "-C", str(repo)
+    )
+    assert out.code == 1
+    failed = [line for line in out.stdout.splitlines() if line.startswith("FAIL")]
+    assert [line.split()[1] for line in failed] == ["endpoint:", "preserve:"]
+    assert "check --base-url" in failed[0]
+    assert "no preserve_thinking switch" in failed[1]
+    assert out.stderr == "qac: 2 check(s) failed; see the FAIL lines above for the fix\n"
+
+
+def test_missing_key_and_unknown_model(qac, repo: Path):
+    with ScriptedServer(model="qwen3.6-plus") as server:
+        out = qac(
+            "doctor",
+            "--provider",
+            "dashscope",
+            "--base-url",
+            server.url,
+            "--model",
+            "qwen-nonexistent",
+            "-C",
+            str(repo),
+        )
+    assert out.code == 1
+    assert "FAIL key: DASHSCOPE_API_KEY is not set" in out.stdout
+    assert "FAIL model: qwen-nonexistent is not in the endpoint's model list" in out.stdout
