@@ -149,11 +149,12 @@ def assemble(
     continue_latest: bool = False,
     approver: Approver | None = None,
     default_approval: str = "auto",
+    executor: Executor | None = None,
 ) -> Assembly:
     """Everything a run needs, checked before the first request is sent."""
     profile = settings.profile
     key = api_key(settings, env)
-    executor = build_executor(settings, env, workdir)
+    executor = executor or build_executor(settings, env, workdir)
     workspace = Workspace(workdir, guarded=settings.sandbox != "off")
     registry = ToolRegistry(BUILTIN_TOOLS, ToolContext(workspace, executor, settings))
     session, resumed = open_session(

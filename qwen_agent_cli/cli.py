@@ -106,7 +106,7 @@ def _open_store(settings: Settings) -> Any:
     return SessionStore(store_path(settings, os.environ))
 
 
-def _writer(output_format: str) -> Any:
+def _writer(output_format: str, ci_out: Path | None = None) -> Any:
     from qwen_agent_cli.ui import output
 
     if output_format == "json":
@@ -118,6 +118,8 @@ def _writer(output_format: str) -> Any:
         from qwen_agent_cli.ui.render import Renderer
 
         progress = Renderer.to_stderr()
+    if ci_out is not None:
+        return output.CiTextWriter(sys.stdout, ci_out, progress)
     return output.TextWriter(sys.stdout, progress)
 
 
@@ -133,12 +135,14 @@ def _finish(result: Result | None) -> None:
             Status.MAX_COST: "stopped at the --max-cost budget",
             Status.TIMEOUT: "stopped at the --timeout budget",
             Status.STUCK: "stopped: the model kept repeating a failing action",
-            Status.NOT_FIXED: "the tests still fail after the run",
+            Status.NOT_FIXED: "not fixed: the test command still fails after the run",
             Status.ERROR: f"model API error: {result.result}",
             Status.INTERRUPTED: "interrupted",
         }[status]
-        hint = f'; continue with `qac run --resume {result.session_id} "..."`'
-        _error(f"{why} (status {status.value}){'' if status is Status.ERROR else hint}")
+        hint = ""
+        if result.session_id and status is not Status.ERROR:
+            hint = f'; continue with `qac run --resume {result.session_id} "..."`'
+        _error(f"{why} (status {status.value}){hint}")
     raise typer.Exit(code)
 
 
@@ -147,8 +151,10 @@ def _error(message: str) -> None:
     sys.stderr.flush()
 
 
-def _drive(events: Iterator[Event], output_format: str) -> Result | None:
-    writer = _writer(output_format)
+def _drive(
+    events: Iterator[Event], output_format: str, ci_out: Path | None = None
+) -> Result | None:
+    writer = _writer(output_format, ci_out)
     result = None
     for event in events:
         writer.write(event)
@@ -226,6 +232,92 @@ def run(
         if settings.sandbox == "off":
             _error(built.executor.description)
         result = _drive(built.agent.run(text, resumed=built.resumed), settings.output_format)
+    finally:
+        session_store.close()
+    _finish(result)
+
+
+@app.command()
+def ci(
+    test_cmd: Annotated[str, typer.Option("--test-cmd", help="The failing test command.")],
+    issue: Annotated[
+        str | None, typer.Option("--issue", help="A file with the issue text.")
+    ] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="The issue text.")] = None,
+    commit: Annotated[
+        bool, typer.Option("--commit", help="Commit a verified fix on a new branch.")
+    ] = False,
+    branch: Annotated[
+        str | None, typer.Option("--branch", help="Branch for --commit (qac/fix-<session>).")
+    ] = None,
+    out: Annotated[str, typer.Option("--out", help="Directory for the artifacts.")] = ".qac-out",
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Run on a working tree with changes.")
+    ] = False,
+    test_timeout: Annotated[
+        float | None, typer.Option("--test-timeout", help="Seconds the test command may run.")
+    ] = None,
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: KeyEnvOpt = None,
+    thinking: ThinkingOpt = None,
+    preserve_thinking: PreserveOpt = None,
+    sandbox: SandboxOpt = None,
+    approval: ApprovalOpt = None,
+    max_turns: MaxTurnsOpt = None,
+    max_cost: MaxCostOpt = None,
+    timeout: TimeoutOpt = None,
+    output_format: FormatOpt = None,
+    store: StoreOpt = None,
+    directory: DirOpt = None,
+) -> None:
+    """CI bug-fix job: verify the failure, fix it, re-verify, leave a patch and a report."""
+    from qwen_agent_cli import provider as provider_module
+
+    threading.Thread(target=provider_module.preload, daemon=True).start()
+    from qwen_agent_cli.assemble import workdir_of
+    from qwen_agent_cli.ci import CiJob, run_ci
+
+    workdir = workdir_of(directory)
+    settings = _settings(
+        workdir,
+        provider=provider,
+        model=model,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        thinking=thinking,
+        preserve_thinking=preserve_thinking,
+        sandbox=sandbox,
+        approval=approval,
+        max_turns=max_turns,
+        max_cost=max_cost,
+        timeout=timeout,
+        output_format=output_format,
+        store=store,
+    )
+    if issue and prompt:
+        raise ConfigError("use either --issue FILE or --prompt TEXT, not both")
+    issue_text = prompt or ""
+    if issue:
+        try:
+            issue_text = Path(issue).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the issue file {issue}: {exc}") from exc
+    out_dir = Path(out) if Path(out).is_absolute() else workdir / out
+    job = CiJob(
+        test_cmd=test_cmd,
+        out_dir=out_dir,
+        issue_text=issue_text,
+        commit=commit,
+        branch=branch,
+        allow_dirty=allow_dirty,
+        test_timeout=test_timeout or settings.command_timeout,
+    )
+    session_store = _open_store(settings)
+    try:
+        events = run_ci(settings, job, env=os.environ, workdir=workdir, store=session_store)
+        result = _drive(events, settings.output_format, ci_out=out_dir)
     finally:
         session_store.close()
     _finish(result)

@@ -77,6 +77,8 @@ def scrubbed_env(
         and not any(fnmatch.fnmatchcase(name, p) for p in denied)
     }
     out.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    # Test runs must not litter the workspace with bytecode caches that read as changes.
+    out.setdefault("PYTHONDONTWRITEBYTECODE", "1")
     out["HOME"] = home
     return out
 

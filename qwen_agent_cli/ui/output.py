@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from qwen_agent_cli.events import Event, Result
@@ -42,6 +43,33 @@ class StreamJsonWriter:
         data = result_object(event) if isinstance(event, Result) else asdict(event)
         self.out.write(json.dumps(data, ensure_ascii=False) + "\n")
         self.out.flush()
+
+
+class CiTextWriter:
+    """`qac ci` in text mode: the verdict and where the artifacts are."""
+
+    def __init__(self, out: TextIO, out_dir: Path, progress: Writer | None = None) -> None:
+        self.out = out
+        self.out_dir = out_dir
+        self.progress = progress
+
+    def write(self, event: Event) -> None:
+        if self.progress is not None:
+            self.progress.write(event)
+        if isinstance(event, Result):
+            verdict = event.extra.get("verdict", event.status)
+            lines = [
+                f"{verdict} (status {event.status})",
+                f"report: {self.out_dir / 'report.json'}",
+            ]
+            if event.session_id:
+                lines.append(f"patch: {self.out_dir / 'fix.patch'}")
+                lines.append(f"session: {self.out_dir / 'session.jsonl'} ({event.session_id})")
+            commit = event.extra.get("commit")
+            if commit:
+                lines.append(f"committed {commit['commit'][:12]} on branch {commit['branch']}")
+            self.out.write("\n".join(lines) + "\n")
+            self.out.flush()
 
 
 class TextWriter:
