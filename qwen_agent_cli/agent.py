@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from qwen_agent_cli.events import (
     ToolResultEvent,
     UsageEvent,
 )
+from qwen_agent_cli.stalls import Stalls
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.tools import ToolRegistry
 from qwen_agent_cli.types import Message, SessionInfo, Status, ToolCall, ToolResult, Usage
@@ -55,33 +56,6 @@ class Budgets:
     timeout: float | None = None
     stuck_warn_after: int = 3
     stuck_stop_after: int = 6
-
-
-@dataclass(slots=True)
-class _Stalls:
-    """Counts identical failing calls, so a model repeating itself is told, then stopped."""
-
-    warn_after: int
-    stop_after: int
-    seen: dict[str, list[str]] = field(default_factory=dict)
-    stuck_on: str | None = None
-
-    def record(self, call: ToolCall, result: ToolResult) -> str:
-        if not result.is_error:
-            return result.output
-        key = f"{call.name}:{call.arguments.strip()}:{hash(result.output)}"
-        attempts = self.seen.setdefault(key, [])
-        attempts.append(f"{call.name}({call.arguments[:200]}) -> {result.output[:200]}")
-        if len(attempts) >= self.stop_after:
-            self.stuck_on = attempts[0]
-        if len(attempts) >= self.warn_after:
-            listed = "\n".join(f"{i}. {a}" for i, a in enumerate(attempts, 1))
-            return (
-                f"{result.output}\n\n[You have made this same call {len(attempts)} times and it "
-                f"failed the same way each time:\n{listed}\nStop repeating it: take a different "
-                "approach, or explain what blocks you.]"
-            )
-        return result.output
 
 
 def system_message(session: SessionInfo) -> str:
@@ -127,7 +101,7 @@ class Agent:
             self._append(messages, dangling)
         self._append(messages, Message(role="user", content=prompt))
         turns, usage, status, answer = 0, Usage(), Status.DONE, ""
-        stalls = _Stalls(self.budgets.stuck_warn_after, self.budgets.stuck_stop_after)
+        stalls = Stalls(self.budgets.stuck_warn_after, self.budgets.stuck_stop_after)
         changed: set[str] = set()
         system = system_message(session)
         try:
@@ -156,7 +130,11 @@ class Agent:
                     output = stalls.record(call, result)
                     self._append(messages, _tool_message(result, output))
                     yield ToolResultEvent(
-                        id=call.id, name=call.name, output=output, is_error=result.is_error
+                        id=call.id,
+                        name=call.name,
+                        output=output,
+                        is_error=result.is_error,
+                        diff=result.diff,
                     )
                 if stalls.stuck_on is not None:
                     status, answer = (
@@ -213,10 +191,16 @@ class Agent:
             command = self.registry.ctx.settings.test_cmd
         summary = command or json.dumps(args, ensure_ascii=False)[:500]
         request = ApprovalRequest(call.name, summary, command, found.read_only)
+        if self.policy.needs_asking(request):
+            request = replace(request, preview=self.registry.preview(call.name, args))
         decision = decide(self.policy, request, self.approver)
         if not decision.allowed:
             reason = decision.reason or "the user declined"
             return ToolResult(call.id, call.name, f"refused: {reason}", is_error=True)
+        if decision.command and call.name == "shell" and decision.command != command:
+            result = self.registry.invoke(found, call, {**args, "command": decision.command})
+            note = f"[the user edited the command before running it: {decision.command}]\n"
+            return replace(result, output=note + result.output)
         return self.registry.invoke(found, call, args)
 
 

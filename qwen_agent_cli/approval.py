@@ -23,12 +23,16 @@ class ApprovalRequest:
     summary: str
     command: str | None = None
     read_only: bool = False
+    preview: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Decision:
+    """Yes or no; `command` replaces the shell command when the person edited it."""
+
     allowed: bool
     reason: str = ""
+    command: str | None = None
 
 
 class Approver(Protocol):

@@ -165,3 +165,96 @@ def init_repository(path: Path, message: str) -> None:
         repo.index.commit(message)
     finally:
         repo.close()
+
+
+CHECKPOINT_IDENTITY = {
+    "GIT_AUTHOR_NAME": "qac",
+    "GIT_AUTHOR_EMAIL": "qac@localhost",
+    "GIT_COMMITTER_NAME": "qac",
+    "GIT_COMMITTER_EMAIL": "qac@localhost",
+}
+
+
+def snapshot_tree(workdir: Path) -> str | None:
+    """The working tree as a git tree object (tracked and untracked, not ignored), without
+    touching the real index; None outside a git repository."""
+    state = repo_state(workdir)
+    if not state.is_git:
+        return None
+    import shutil
+    import tempfile
+
+    import git
+
+    repo = git.Repo(state.root)
+    try:
+        with tempfile.TemporaryDirectory() as scratch:
+            index = Path(scratch) / "index"
+            real_index = Path(repo.git_dir) / "index"
+            if real_index.exists():
+                shutil.copyfile(real_index, index)  # its stat cache saves re-hashing
+            with repo.git.custom_environment(GIT_INDEX_FILE=str(index)):
+                repo.git.add("-A")
+                tree: str = repo.git.write_tree()
+    finally:
+        repo.close()
+    return tree
+
+
+def save_checkpoint(workdir: Path, tree: str, ref: str) -> None:
+    """Keep a tree reachable under a hidden ref (never a branch), so gc cannot drop it."""
+    import git
+
+    repo = git.Repo(repo_state(workdir).root)
+    try:
+        with repo.git.custom_environment(**CHECKPOINT_IDENTITY):
+            commit: str = repo.git.commit_tree(tree, "-m", "qac checkpoint")
+        repo.git.update_ref(ref, commit)
+    finally:
+        repo.close()
+
+
+def diff_trees(workdir: Path, old: str, new: str) -> str:
+    """A unified diff between two snapshot trees."""
+    import git
+
+    repo = git.Repo(repo_state(workdir).root)
+    try:
+        text: str = repo.git.diff(old, new)
+    finally:
+        repo.close()
+    return text
+
+
+def restore_tree(workdir: Path, tree: str) -> list[str]:
+    """Make the working tree's files match a snapshot again; returns the paths it touched.
+    Files created since are removed; ignored files and the real index are left alone."""
+    current = snapshot_tree(workdir)
+    if current is None or current == tree:
+        return []
+    import shutil
+    import tempfile
+
+    import git
+
+    root = repo_state(workdir).root
+    repo = git.Repo(root)
+    try:
+        changes = repo.git.diff("--name-status", "--no-renames", tree, current).splitlines()
+        restore = [line.split("\t", 1)[1] for line in changes if line[0] in "MD"]
+        remove = [line.split("\t", 1)[1] for line in changes if line[0] == "A"]
+        with tempfile.TemporaryDirectory() as scratch:
+            index = str(Path(scratch) / "index")
+            with repo.git.custom_environment(GIT_INDEX_FILE=index):
+                repo.git.read_tree(tree)
+                if restore:
+                    repo.git.checkout_index("-f", "--", *restore)
+    finally:
+        repo.close()
+    for path in remove:
+        target = root / path
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink(missing_ok=True)
+    return sorted(restore + remove)

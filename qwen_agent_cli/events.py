@@ -45,6 +45,7 @@ class ToolResultEvent:
     name: str
     output: str
     is_error: bool = False
+    diff: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -152,6 +152,7 @@ class ToolResult:
     output: str
     is_error: bool = False
     files_changed: tuple[str, ...] = ()
+    diff: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ class Output:
     text: str
     changed: tuple[str, ...] = ()
     failed: bool = False
+    diff: str = ""
 
 
 ToolFunction = Callable[..., str | Output]
@@ -150,6 +151,12 @@ class ToolRegistry:
     def schemas(self) -> list[dict[str, Any]]:
         return [t.schema() for t in self.tools.values()]
 
+    def preview(self, name: str, args: dict[str, Any]) -> str:
+        """The diff an edit would make, for a person deciding whether to allow it."""
+        from qwen_agent_cli.tools.files import preview
+
+        return preview(self.ctx, name, args) if name in ("write_file", "edit_file") else ""
+
     def parse(self, call: ToolCall) -> tuple[Tool, dict[str, Any]]:
         """The tool and its checked arguments, or a ToolError the model can act on."""
         found = self.tools.get(call.name)
@@ -181,6 +188,7 @@ class ToolRegistry:
             truncate(output.text, self.ctx.settings.tool_output_limit),
             is_error=output.failed,
             files_changed=output.changed,
+            diff=output.diff,
         )
 
 

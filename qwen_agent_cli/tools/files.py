@@ -83,10 +83,14 @@ def write_file(ctx: ToolContext, path: str, content: str) -> Output:
     if target.is_dir():
         raise ToolError(f"{path} is a directory")
     existed = target.exists()
+    before = _text_or_empty(target)
     ctx.workspace.write_text(target, content)
     lines = content.count("\n") + (0 if content.endswith("\n") or not content else 1)
     verb = "overwrote" if existed else "created"
-    return Output(f"{verb} {path} ({lines} lines)", (ctx.workspace.relative(target),))
+    name = ctx.workspace.relative(target)
+    return Output(
+        f"{verb} {path} ({lines} lines)", (name,), diff=unified_diff(name, before, content)
+    )
 
 
 @tool
@@ -119,8 +123,46 @@ def edit_file(ctx: ToolContext, path: str, old: str, new: str) -> Output:
             "include more surrounding text so it matches exactly once"
         )
     line = text[: text.index(old)].count("\n") + 1
-    ctx.workspace.write_text(target, text.replace(old, new, 1))
-    return Output(f"edited {path} at line {line}", (ctx.workspace.relative(target),))
+    after = text.replace(old, new, 1)
+    ctx.workspace.write_text(target, after)
+    name = ctx.workspace.relative(target)
+    return Output(f"edited {path} at line {line}", (name,), diff=unified_diff(name, text, after))
+
+
+def unified_diff(name: str, before: str, after: str) -> str:
+    """The change as a unified diff, for people (the terminal shows it; the model does not)."""
+    return "".join(
+        difflib.unified_diff(
+            before.splitlines(keepends=True),
+            after.splitlines(keepends=True),
+            f"a/{name}",
+            f"b/{name}",
+        )
+    )
+
+
+def _text_or_empty(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return ""
+
+
+def preview(ctx: ToolContext, name: str, args: dict[str, object]) -> str:
+    """What an edit would change, shown before a person approves it; empty when unknown."""
+    try:
+        path = str(args.get("path", ""))
+        target = ctx.workspace.resolve(path, write=True)
+    except ToolError:
+        return ""
+    before = _text_or_empty(target)
+    relative = ctx.workspace.relative(target)
+    if name == "write_file":
+        return unified_diff(relative, before, str(args.get("content", "")))
+    old, new = str(args.get("old", "")), str(args.get("new", ""))
+    if name == "edit_file" and old and before.count(old) == 1:
+        return unified_diff(relative, before, before.replace(old, new, 1))
+    return ""
 
 
 def _positions(text: str, needle: str) -> list[int]:
