@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Generator, Iterator, Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -87,7 +87,7 @@ class Agent:
         self.workdir = workdir
         self.clock = clock
 
-    def run(self, prompt: str, *, resumed: bool = False) -> Iterator[Event]:
+    def run(self, prompt: str, *, resumed: bool = False) -> Generator[Event, None, None]:
         """One user turn to completion; always ends with a Result event."""
         started = self.clock()
         deadline = started + self.budgets.timeout if self.budgets.timeout else None
@@ -189,7 +189,11 @@ class Agent:
         command = args.get("command") if call.name == "shell" else None
         if call.name == "run_tests":
             command = self.registry.ctx.settings.test_cmd
-        summary = command or json.dumps(args, ensure_ascii=False)[:500]
+        summary = command or (
+            f"edit {args.get('path')}"
+            if not found.read_only and "path" in args
+            else json.dumps(args, ensure_ascii=False)[:500]
+        )
         request = ApprovalRequest(call.name, summary, command, found.read_only)
         if self.policy.needs_asking(request):
             request = replace(request, preview=self.registry.preview(call.name, args))

@@ -39,10 +39,13 @@ EXIT_BY_STATUS = {
     Status.INTERRUPTED: 130,
 }
 
+SUBCOMMANDS = frozenset({"run", "ci", "sessions", "config", "doctor", "demo", "repl"})
 app = typer.Typer(
     name="qac",
-    help="qwen-agent-cli: an agentic coding CLI for Qwen models, with preserved thinking.",
-    no_args_is_help=True,
+    help=(
+        "qwen-agent-cli: an agentic coding CLI for Qwen models, with preserved thinking. "
+        "`qac [PROMPT]` opens the interactive REPL (PROMPT, if given, is the first message)."
+    ),
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -323,6 +326,70 @@ def ci(
     _finish(result)
 
 
+@app.command(hidden=True)
+def repl(
+    prompt: Annotated[str | None, typer.Argument(help="The first message.")] = None,
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: KeyEnvOpt = None,
+    thinking: ThinkingOpt = None,
+    preserve_thinking: PreserveOpt = None,
+    resume: ResumeOpt = None,
+    continue_: ContinueOpt = False,
+    sandbox: SandboxOpt = None,
+    approval: ApprovalOpt = None,
+    max_turns: MaxTurnsOpt = None,
+    max_cost: MaxCostOpt = None,
+    timeout: TimeoutOpt = None,
+    test_cmd: TestCmdOpt = None,
+    store: StoreOpt = None,
+    directory: DirOpt = None,
+) -> None:
+    """The interactive REPL (what `qac [PROMPT]` opens)."""
+    from qwen_agent_cli.assemble import workdir_of
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ConfigError(
+            "the REPL needs a terminal; for scripts use `qac run PROMPT` (PROMPT - reads stdin)"
+        )
+    workdir = workdir_of(directory)
+    settings = _settings(
+        workdir,
+        provider=provider,
+        model=model,
+        base_url=base_url,
+        api_key_env=api_key_env,
+        thinking=thinking,
+        preserve_thinking=preserve_thinking,
+        sandbox=sandbox,
+        approval=approval,
+        max_turns=max_turns,
+        max_cost=max_cost,
+        timeout=timeout,
+        test_cmd=test_cmd,
+        store=store,
+    )
+    if resume and continue_:
+        raise ConfigError("use either --resume ID or --continue, not both")
+    from qwen_agent_cli.ui.repl import run_repl
+
+    session_store = _open_store(settings)
+    try:
+        code = run_repl(
+            settings,
+            env=os.environ,
+            workdir=workdir,
+            store=session_store,
+            first_prompt=prompt,
+            resume=resume,
+            continue_latest=continue_,
+        )
+    finally:
+        session_store.close()
+    raise typer.Exit(code)
+
+
 @app.command()
 def demo(
     sandbox: SandboxOpt = None,
@@ -333,7 +400,7 @@ def demo(
     from qwen_agent_cli.ui.render import Renderer
 
     settings = _settings(None, sandbox=sandbox, store=store)
-    renderer = Renderer.to_stdout()
+    renderer = Renderer.to_stdout(thinking="full")
     raise typer.Exit(run_demo(settings, env=os.environ, show=renderer.write, say=renderer.say))
 
 
@@ -577,11 +644,18 @@ def main(argv: list[str] | None = None) -> None:
     sys.exit(invoke(args))
 
 
+def route(args: list[str]) -> list[str]:
+    """`qac [PROMPT] [options]` is the REPL: anything that is not a subcommand goes to it."""
+    if args and (args[0] in SUBCOMMANDS or args[0] in ("--help", "-h", "--version")):
+        return args
+    return ["repl", *args]
+
+
 def invoke(args: list[str]) -> int:
     """Run the command line; returns the exit code (tests call this in-process)."""
     command = typer.main.get_command(app)
     try:
-        code = command.main(args=args, prog_name="qac", standalone_mode=False)
+        code = command.main(args=route(args), prog_name="qac", standalone_mode=False)
     except QacError as exc:
         _error(str(exc))
         return exc.exit_code

@@ -81,6 +81,14 @@ def _git_status_and_files(root: Path) -> tuple[str, list[str]]:
     return status, sorted(set(files))
 
 
+def workspace_files(workdir: Path) -> list[str]:
+    """The files a person or the model would name: git's view (ignores respected) or a walk."""
+    state = repo_state(workdir)
+    if state.is_git:
+        return _git_status_and_files(state.root)[1]
+    return _walk_files(state.root)
+
+
 def _walk_files(root: Path) -> list[str]:
     found: list[str] = []
     for directory, dirs, names in os.walk(root):

@@ -195,12 +195,15 @@ def test_ctrl_c_stores_what_arrived_marked_interrupted_and_exits_130(
     )
     assert proc.stdout is not None
     session_id = str(json.loads(proc.stdout.readline())["session_id"])
-    for line in proc.stdout:
-        if json.loads(line)["type"] == "thinking":
-            break
+    while json.loads(proc.stdout.readline())["type"] != "thinking":
+        pass
     proc.send_signal(signal.SIGINT)
-    rest, errors = proc.communicate(timeout=10)
-    assert proc.returncode == 130, errors
+    rest = proc.stdout.read()
+    assert proc.stderr is not None
+    errors = proc.stderr.read()
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.wait(timeout=10) == 130, errors
     assert json.loads(rest.splitlines()[-1])["status"] == "interrupted"
     assert errors.strip().startswith("qac: interrupted")
     store = SessionStore(Path(os.environ["QAC_HOME"]) / "sessions.db")

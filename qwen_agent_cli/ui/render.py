@@ -1,12 +1,18 @@
-"""Rich rendering of loop events for a person: thinking dim, tool calls as one line each,
-results summarized, and a closing status line."""
+"""Rich rendering of loop events for a person: thinking streamed dim and folded to one line when
+the answer starts, tool calls as one line each, edits as colored diffs, the answer as Markdown,
+and a status line. Events in, terminal out; nothing else."""
 
 from __future__ import annotations
 
 import json
+import time
 
-from rich.console import Console
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.markdown import Markdown
 from rich.markup import escape
+from rich.syntax import Syntax
+from rich.text import Text as RichText
 
 from qwen_agent_cli.events import (
     ErrorEvent,
@@ -21,6 +27,9 @@ from qwen_agent_cli.events import (
 )
 
 ARG_PREVIEW = 70
+THINKING_TAIL = 6
+DIFF_LINES = 60
+THINKING_MODES = ("show", "hide", "full")
 
 
 def describe_call(name: str, arguments: str) -> str:
@@ -41,6 +50,7 @@ def describe_call(name: str, arguments: str) -> str:
 
 
 def summarize_result(event: ToolResultEvent) -> str:
+    """One line: the first line of a command's output, or how much was read."""
     lines = event.output.count("\n") + 1 if event.output else 0
     first = event.output.splitlines()[0] if event.output else ""
     if event.name in ("shell", "run_tests") or event.is_error:
@@ -50,68 +60,135 @@ def summarize_result(event: ToolResultEvent) -> str:
     return f"{lines} lines"
 
 
-class Renderer:
-    """Writes events to a Rich console as they arrive."""
+def status_line(result: Result, model: str = "") -> str:
+    usage = result.usage
+    prompt = usage.get("prompt_tokens") or 0
+    cached = usage.get("cached_tokens")
+    share = f", {cached / prompt:.0%} cached" if cached is not None and prompt else ""
+    who = f"{model} · " if model else ""
+    return (
+        f"{who}{result.status} · {result.turns} turns · {prompt} in / "
+        f"{usage.get('completion_tokens') or 0} out{share} · ${result.cost_usd:.4f} · "
+        f"{result.duration_s:.1f}s · session {result.session_id}"
+    )
 
-    def __init__(self, console: Console) -> None:
+
+class Renderer:
+    """Writes events to a Rich console as they arrive. `live` animates thinking and Markdown in
+    place (a real terminal); without it everything is printed once, in order."""
+
+    def __init__(self, console: Console, *, thinking: str = "show", live: bool | None = None):
         self.console = console
-        self.mode = ""
+        self.thinking = thinking
+        self.live_enabled = console.is_terminal if live is None else live
+        self.model = ""
+        self._block = ""
+        self._buffer: list[str] = []
+        self._started = 0.0
+        self._live: Live | None = None
 
     @classmethod
-    def to_stdout(cls) -> Renderer:
-        return cls(Console(highlight=False))
+    def to_stdout(cls, thinking: str = "show") -> Renderer:
+        return cls(Console(highlight=False), thinking=thinking)
 
     @classmethod
     def to_stderr(cls) -> Renderer:
         return cls(Console(stderr=True, highlight=False))
 
-    def say(self, text: str) -> None:
-        """A plain note between events (demo narration)."""
-        self._switch("note")
-        self.console.print(escape(text), highlight=False)
-
-    def _switch(self, mode: str) -> None:
-        if self.mode in ("thinking", "text") and mode != self.mode:
-            self.console.print()
-        if mode == "thinking" and self.mode != "thinking":
-            self.console.print("[dim italic]thinking[/]")
-        self.mode = mode
+    def say(self, text: str, style: str = "") -> None:
+        """A plain note between events (demo narration, REPL messages)."""
+        self.end_block()
+        self.console.print(escape(text), style=style or None, highlight=False)
 
     def write(self, event: Event) -> None:
         match event:
             case Session(session_id=sid, model=model, resumed=resumed):
-                verb = "resumed" if resumed else "session"
-                self.console.print(f"[dim]{verb} {sid} · {escape(model)}[/]")
+                self.model = model
+                self.say(f"{'resumed' if resumed else 'session'} {sid} · {model}", "dim")
             case Thinking(text=text):
-                self._switch("thinking")
-                self.console.print(escape(text), style="dim", end="", highlight=False)
+                self._stream("thinking", text)
             case Text(text=text):
-                self._switch("text")
-                self.console.print(escape(text), end="", highlight=False)
+                self._stream("text", text)
             case ToolCallEvent(name=name, arguments=arguments):
-                self._switch("tool")
-                self.console.print(f"[bold cyan]●[/] {escape(describe_call(name, arguments))}")
+                self.end_block()
+                self.console.print(
+                    f"[bold cyan]●[/] {escape(describe_call(name, arguments))}", highlight=False
+                )
             case ToolResultEvent() as result:
+                self.end_block()
                 style = "red" if result.is_error else "dim"
-                self.console.print(f"  [{style}]⎿ {escape(summarize_result(result))}[/]")
+                self.console.print(
+                    f"  [{style}]⎿ {escape(summarize_result(result))}[/]", highlight=False
+                )
+                if result.diff:
+                    self.console.print(diff_renderable(result.diff))
             case UsageEvent():
                 pass
             case ErrorEvent(message=message, retrying=retrying):
-                self._switch("error")
+                self.end_block()
                 label = "retrying" if retrying else "error"
-                self.console.print(f"[yellow]{label}:[/] {escape(message)}")
+                self.console.print(f"[yellow]{label}:[/] {escape(message)}", highlight=False)
             case Result() as result:
-                self._switch("result")
-                self.console.print(status_line(result), style="dim", highlight=False)
+                self.end_block()
+                self.console.print(status_line(result, self.model), style="dim", highlight=False)
+
+    def _stream(self, block: str, text: str) -> None:
+        if self._block != block:
+            self.end_block()
+            self._block, self._buffer, self._started = block, [], time.monotonic()
+            if block == "thinking" and self.thinking == "full":
+                self.console.print("thinking", style="dim italic")
+            elif self.live_enabled and not (block == "thinking" and self.thinking == "hide"):
+                self._live = Live(
+                    self._renderable(),
+                    console=self.console,
+                    refresh_per_second=12,
+                    transient=block == "thinking",
+                    vertical_overflow="visible",
+                )
+                self._live.start()
+        self._buffer.append(text)
+        if block == "thinking" and self.thinking == "full":
+            self.console.print(escape(text), style="dim", end="", highlight=False)
+        elif self._live is not None:
+            self._live.update(self._renderable())
+
+    def _renderable(self) -> RenderableType:
+        text = "".join(self._buffer)
+        if self._block == "text":
+            return Markdown(text)
+        tail = "\n".join(text.rstrip("\n").splitlines()[-THINKING_TAIL:])
+        return Group(RichText("thinking", style="dim italic"), RichText(tail, style="dim"))
+
+    def end_block(self) -> None:
+        """Close the streaming block: fold thinking to one line, settle the answer."""
+        if not self._block:
+            return
+        text = "".join(self._buffer)
+        if self._live is not None:
+            self._live.update(self._renderable())
+            self._live.stop()
+            self._live = None
+        if self._block == "thinking":
+            if self.thinking == "full":
+                self.console.print()
+            else:
+                lines = len(text.strip().splitlines())
+                self.console.print(
+                    f"▸ thought for {time.monotonic() - self._started:.1f}s ({lines} lines; "
+                    "/thinking full to read it)"
+                    if self.live_enabled
+                    else f"▸ thinking ({lines} lines): {text.strip()}",
+                    style="dim italic",
+                    highlight=False,
+                )
+        elif not self.live_enabled:
+            self.console.print(Markdown(text))
+        self._block, self._buffer = "", []
 
 
-def status_line(result: Result) -> str:
-    usage = result.usage
-    prompt = usage.get("prompt_tokens") or 0
-    cached = usage.get("cached_tokens")
-    share = f", {cached / prompt:.0%} cached" if cached is not None and prompt else ""
-    return (
-        f"{result.status} · {result.turns} turns · {prompt} in / "
-        f"{usage.get('completion_tokens') or 0} out{share} · ${result.cost_usd:.4f} · "
-        f"{result.duration_s:.1f}s · session {result.session_id}"
-    )
+def diff_renderable(diff: str) -> RenderableType:
+    lines = diff.splitlines()
+    if len(lines) > DIFF_LINES:
+        lines = [*lines[:DIFF_LINES], f"… {len(lines) - DIFF_LINES} more lines"]
+    return Syntax("\n".join(lines), "diff", theme="ansi_dark", background_color="default")

@@ -1,0 +1,169 @@
+"""The REPL end to end in a real pseudo-terminal (pexpect) against the scripted server."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pexpect
+
+from qwen_agent_cli.scripted import ScriptedServer, turn
+from qwen_agent_cli.store import SessionStore
+
+PROMPT = "›"  # noqa: RUF001
+
+
+def spawn(server: ScriptedServer, repo: Path, *extra: str) -> pexpect.spawn:
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "qwen_agent_cli",
+            "--provider",
+            "vllm",
+            "--base-url",
+            server.url,
+            "-C",
+            str(repo),
+            *extra,
+        ],
+        env=env,
+        dimensions=(40, 120),
+        encoding="utf-8",
+        timeout=20,
+    )
+    return child
+
+
+def submit(child: pexpect.spawn, text: str) -> None:
+    child.send(text)
+    time.sleep(0.2)
+    child.send("\r")
+
+
+def test_a_whole_interactive_session(model_server: ScriptedServer, repo: Path):
+    model_server.script(
+        turn(
+            thinking="THINK-ONE: floor division is the bug.",
+            tool_call=(
+                "edit_file",
+                {"path": "calc.py", "old": "sum(values) // len", "new": "sum(values) / len"},
+            ),
+        ),
+        turn(thinking="Now run the tests.", tool_call=("shell", {"command": "echo run-tests"})),
+        turn(thinking="The user declined.", text="ANSWER-ONE: fixed average."),
+        turn(thinking="SLOWTHOUGHT " * 60, text="never", pieces=60, chunk_delay=0.1),
+        turn(thinking="Continuing.", text="ANSWER-THREE: still here."),
+    )
+    child = spawn(model_server, repo)
+    child.expect_exact(PROMPT)
+
+    submit(child, "fix calc")
+    child.expect_exact("thinking")
+    child.expect("allow\\?")
+    child.sendline("y")
+    child.expect("shell wants to run: echo run-tests")
+    child.expect("allow\\?")
+    child.sendline("n")
+    child.expect("reason for the model")
+    child.sendline("skip tests")
+    child.expect_exact("ANSWER-ONE")
+    child.expect_exact(PROMPT)
+    refused = model_server.requests[2]["messages"][-1]
+    assert refused["role"] == "tool"
+    assert refused["content"] == "refused: the user declined: skip tests"
+
+    submit(child, "/cost")
+    child.expect("tokens in .* out")
+    child.expect_exact(PROMPT)
+    submit(child, "/diff")
+    child.expect_exact("-    return sum(values) // len(values)")
+    child.expect_exact(PROMPT)
+
+    submit(child, "explain slowly")
+    child.expect_exact("SLOWTHOUGHT")
+    child.sendintr()
+    child.expect_exact("interrupted")
+    child.expect_exact(PROMPT)
+    submit(child, "continue")
+    child.expect_exact("ANSWER-THREE")
+    child.expect_exact(PROMPT)
+    interrupted = model_server.requests[4]["messages"][-2]
+    assert interrupted["role"] == "assistant"
+    assert interrupted["reasoning"].startswith("SLOWTHOUGHT")
+    assert len(interrupted["reasoning"]) < len("SLOWTHOUGHT " * 60)
+
+    submit(child, "/undo")
+    child.expect_exact("restored calc.py")
+    child.expect_exact(PROMPT)
+    assert "sum(values) // len(values)" in (repo / "calc.py").read_text()
+    submit(child, "/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+    store = SessionStore(Path(os.environ["QAC_HOME"]) / "sessions.db")
+    (info,) = store.list()
+    roles = [(m.role, m.interrupted) for m in store.messages(info.id)]
+    store.close()
+    assert roles == [
+        ("user", False),
+        ("assistant", False),
+        ("tool", False),
+        ("assistant", False),
+        ("tool", False),
+        ("assistant", False),
+        ("user", False),
+        ("assistant", True),
+        ("user", False),
+        ("assistant", False),
+    ]
+
+
+def test_first_prompt_argument_resume_and_ctrl_d(model_server: ScriptedServer, repo: Path):
+    model_server.script(turn(text="FIRST-ANSWER"), turn(text="SECOND-ANSWER"))
+    env_args = ("--approval", "auto")
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "qwen_agent_cli",
+            "hello there",
+            "--provider",
+            "vllm",
+            "--base-url",
+            model_server.url,
+            "-C",
+            str(repo),
+            *env_args,
+        ],
+        env={**os.environ, "TERM": "xterm"},
+        dimensions=(40, 120),
+        encoding="utf-8",
+        timeout=20,
+    )
+    child.expect_exact("FIRST-ANSWER")
+    child.expect_exact(PROMPT)
+    child.sendeof()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+    child = spawn(model_server, repo, "--continue")
+    child.expect_exact("resumed session")
+    child.expect_exact("FIRST-ANSWER")
+    child.expect_exact(PROMPT)
+    submit(child, "again")
+    child.expect_exact("SECOND-ANSWER")
+    child.expect_exact(PROMPT)
+    child.sendintr()
+    child.expect_exact("press Ctrl-C again to exit")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    messages = model_server.requests[1]["messages"]
+    assert [m["content"] for m in messages if m["role"] == "user"] == ["hello there", "again"]
