@@ -17,7 +17,7 @@ PROMPT = "›"  # noqa: RUF001
 
 def spawn(server: ScriptedServer, repo: Path, *extra: str) -> pexpect.spawn:
     env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120", "LINES": "40"}
-    child = pexpect.spawn(
+    return pexpect.spawn(
         sys.executable,
         [
             "-m",
@@ -35,7 +35,6 @@ def spawn(server: ScriptedServer, repo: Path, *extra: str) -> pexpect.spawn:
         encoding="utf-8",
         timeout=20,
     )
-    return child
 
 
 def submit(child: pexpect.spawn, text: str) -> None:

@@ -272,7 +272,7 @@ class Repl:
         self.pending_resume = resume
         self.continue_latest = continue_latest
         self.checkpoints: list[str] = []
-        self.start_tree = context.snapshot_tree(workdir)
+        self.start_tree: str | None = None
         self.last: Result | None = None
         self._files: list[str] | None = None
 
@@ -373,6 +373,7 @@ class Repl:
             self.renderer.say(f"attached {', '.join(attached)}", "dim")
         built = self.agent()
         before = context.snapshot_tree(self.workdir)
+        self.start_tree = self.start_tree or before
         events = built.agent.run(message)
         with self.watcher.watching():
             self._drive(events)
@@ -445,8 +446,7 @@ class Repl:
         )
 
     def cmd_new(self, _: str) -> None:
-        self.built, self.checkpoints, self.last = None, [], None
-        self.start_tree = context.snapshot_tree(self.workdir)
+        self.built, self.checkpoints, self.last, self.start_tree = None, [], None, None
         session = self.agent().agent.session
         self.renderer.say(f"new session {session.id}", "dim")
 
@@ -529,8 +529,11 @@ class Repl:
 
     def cmd_diff(self, _: str) -> None:
         now = context.snapshot_tree(self.workdir)
-        if self.start_tree is None or now is None:
+        if now is None:
             self.renderer.say("/diff needs a git repository", "yellow")
+            return
+        if self.start_tree is None:
+            self.renderer.say("no changes in this session")
             return
         diff = context.diff_trees(self.workdir, self.start_tree, now)
         if not diff:
