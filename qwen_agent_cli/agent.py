@@ -9,14 +9,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from qwen_agent_cli import context
-from qwen_agent_cli.approval import ApprovalRequest, Approver, Policy, decide
-from qwen_agent_cli.errors import DeadlineError, ProviderError, ToolError
+from qwen_agent_cli import compaction, context
+from qwen_agent_cli.compaction import Compactor
+from qwen_agent_cli.dispatch import Dispatcher
+from qwen_agent_cli.errors import DeadlineError, ProviderError
 from qwen_agent_cli.events import (
+    CompactionEvent,
     ErrorEvent,
     Event,
     Result,
@@ -27,8 +29,8 @@ from qwen_agent_cli.events import (
 )
 from qwen_agent_cli.stalls import Stalls
 from qwen_agent_cli.store import SessionStore
-from qwen_agent_cli.tools import ToolRegistry
-from qwen_agent_cli.types import Message, SessionInfo, Status, ToolCall, ToolResult, Usage
+from qwen_agent_cli.tokens import count_tokens
+from qwen_agent_cli.types import Message, SessionInfo, Status, ToolResult, Usage
 
 NOT_RUN = "not run: the previous run ended before this call was executed"
 
@@ -70,20 +72,18 @@ class Agent:
         model: ChatModel,
         store: SessionStore,
         session: SessionInfo,
-        registry: ToolRegistry,
-        policy: Policy,
-        approver: Approver,
+        dispatcher: Dispatcher,
         budgets: Budgets,
         workdir: Path,
+        compactor: Compactor | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.model = model
         self.store = store
         self.session = session
-        self.registry = registry
-        self.policy = policy
-        self.approver = approver
+        self.dispatcher = dispatcher
         self.budgets = budgets
+        self.compactor = compactor
         self.workdir = workdir
         self.clock = clock
 
@@ -96,7 +96,7 @@ class Agent:
             session_id=session.id, model=session.model, provider=session.provider, resumed=resumed
         )
         before = context.file_fingerprints(self.workdir)
-        messages = self.store.messages(session.id)
+        messages = compaction.active(self.store.messages(session.id))
         for dangling in _unanswered_calls(messages):
             self._append(messages, dangling)
         self._append(messages, Message(role="user", content=prompt))
@@ -109,6 +109,9 @@ class Agent:
                 status = self._budget_status(turns, usage, deadline)
                 if status is not Status.DONE:
                     break
+                if self.compactor and self.compactor.due(self._base_tokens(), messages):
+                    messages, spent = yield from self.compact(messages, deadline)
+                    usage += spent
                 reply = yield from self.model.stream(
                     system, messages, session.tools, deadline=deadline
                 )
@@ -125,7 +128,7 @@ class Agent:
                     break
                 for call in reply.tool_calls:
                     yield ToolCallEvent(id=call.id, name=call.name, arguments=call.arguments)
-                    result = self._execute(call)
+                    result = self.dispatcher.execute(call)
                     changed.update(result.files_changed)
                     output = stalls.record(call, result)
                     self._append(messages, _tool_message(result, output))
@@ -156,12 +159,7 @@ class Agent:
             status=status.value,
             result=answer,
             turns=turns,
-            usage={
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.completion_tokens,
-                "cached_tokens": usage.cached_tokens,
-                "reasoning_tokens": usage.reasoning_tokens,
-            },
+            usage=usage.token_counts(),
             cost_usd=round(usage.cost_usd, 6),
             duration_s=round(self.clock() - started, 3),
             files_changed=sorted(changed),
@@ -176,36 +174,40 @@ class Agent:
             return Status.TIMEOUT
         return Status.DONE
 
+    def _base_tokens(self) -> int:
+        return compaction.estimate(system_message(self.session)) + compaction.estimate(
+            json.dumps(list(self.session.tools))
+        )
+
+    def compact(
+        self, messages: list[Message], deadline: float | None = None
+    ) -> Generator[Event, None, tuple[list[Message], Usage]]:
+        """Ask for a summary, then open a new segment: summary + task + recent turns."""
+        assert self.compactor is not None
+        history = list(messages)
+        self._append(messages, Message(role="user", content=compaction.INSTRUCTION))
+        reply = yield from self.model.stream(
+            system_message(self.session), messages, self.session.tools, deadline=deadline
+        )
+        self._append(messages, reply)
+        everything = self.store.messages(self.session.id)
+        recent = self.compactor.recent(history, count_tokens)
+        opened = compaction.segment(
+            reply.content or reply.reasoning or "",
+            compaction.original_task(everything),
+            recent,
+            compaction.segments(everything) + 1,
+        )
+        for record in opened:
+            self.store.append_message(self.session.id, record)
+        yield CompactionEvent(
+            kept_messages=len(recent), dropped_messages=len(history) - len(recent)
+        )
+        return opened[1:], reply.usage or Usage()
+
     def _append(self, messages: list[Message], message: Message) -> None:
         self.store.append_message(self.session.id, message)
         messages.append(message)
-
-    def _execute(self, call: ToolCall) -> ToolResult:
-        """Parse, approve, run; every failure becomes an error result for the model."""
-        try:
-            found, args = self.registry.parse(call)
-        except ToolError as exc:
-            return ToolResult(call.id, call.name, str(exc), is_error=True)
-        command = args.get("command") if call.name == "shell" else None
-        if call.name == "run_tests":
-            command = self.registry.ctx.settings.test_cmd
-        summary = command or (
-            f"edit {args.get('path')}"
-            if not found.read_only and "path" in args
-            else json.dumps(args, ensure_ascii=False)[:500]
-        )
-        request = ApprovalRequest(call.name, summary, command, found.read_only)
-        if self.policy.needs_asking(request):
-            request = replace(request, preview=self.registry.preview(call.name, args))
-        decision = decide(self.policy, request, self.approver)
-        if not decision.allowed:
-            reason = decision.reason or "the user declined"
-            return ToolResult(call.id, call.name, f"refused: {reason}", is_error=True)
-        if decision.command and call.name == "shell" and decision.command != command:
-            result = self.registry.invoke(found, call, {**args, "command": decision.command})
-            note = f"[the user edited the command before running it: {decision.command}]\n"
-            return replace(result, output=note + result.output)
-        return self.registry.invoke(found, call, args)
 
 
 def _tool_message(result: ToolResult, output: str) -> Message:

@@ -6,6 +6,7 @@ Takes the environment as an argument; never reads the process environment itself
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
@@ -14,11 +15,14 @@ from pathlib import Path
 from qwen_agent_cli import context
 from qwen_agent_cli.agent import Agent, Budgets
 from qwen_agent_cli.approval import Approver, NonInteractiveApprover, Policy
+from qwen_agent_cli.compaction import Compactor
 from qwen_agent_cli.config import Settings
+from qwen_agent_cli.dispatch import Dispatcher
 from qwen_agent_cli.errors import ConfigError, StoreError
 from qwen_agent_cli.provider import Provider, RetryPolicy
 from qwen_agent_cli.sandbox import Executor, Workspace, make_executor, scrubbed_env
 from qwen_agent_cli.store import SessionStore
+from qwen_agent_cli.tokens import estimate_tokens
 from qwen_agent_cli.tools import BUILTIN_TOOLS, ToolContext, ToolRegistry
 from qwen_agent_cli.types import SessionInfo
 
@@ -41,6 +45,12 @@ def user_config_file(env: Mapping[str, str]) -> Path:
     from platformdirs import user_config_dir
 
     return Path(user_config_dir(DATA_DIR_NAME)) / "config.toml"
+
+
+def map_cache_dir(env: Mapping[str, str], workdir: Path) -> Path:
+    """One repository-map cache per repository, under the data directory."""
+    key = hashlib.sha1(str(context.repo_state(workdir).root).encode()).hexdigest()[:16]
+    return data_dir(env) / "repomap" / key
 
 
 def store_path(settings: Settings, env: Mapping[str, str]) -> Path:
@@ -110,6 +120,7 @@ def open_session(
     *,
     resume: str | None,
     continue_latest: bool,
+    map_cache: Path | None = None,
 ) -> tuple[SessionInfo, bool]:
     """The stored session to continue, or a new one with its snapshot taken now, once."""
     if resume:
@@ -120,6 +131,21 @@ def open_session(
             raise StoreError(f"no earlier session for {workdir} to continue; start one with run")
         return latest, True
     profile = settings.profile
+    taken = context.snapshot(
+        workdir, map_tokens=settings.map_tokens, map_cache=map_cache, count_tokens=estimate_tokens
+    )
+    details: dict[str, object] = {
+        "thinking": settings.thinking,
+        "preserve_thinking": settings.preserve_thinking,
+        "sandbox": settings.sandbox,
+        "base_url": profile.base_url,
+    }
+    if taken.map is not None:
+        details["repository_map"] = {
+            "files_parsed": taken.map.files_parsed,
+            "files_cached": taken.map.files_cached,
+            "symbols": taken.map.symbols,
+        }
     info = SessionInfo(
         id="",
         repository=context.repo_state(workdir).name,
@@ -127,14 +153,9 @@ def open_session(
         provider=profile.name,
         model=profile.model,
         system_prompt=system_prompt(),
-        context=context.snapshot(workdir),
+        context=taken.text,
         tools=tuple(registry.schemas()),
-        settings={
-            "thinking": settings.thinking,
-            "preserve_thinking": settings.preserve_thinking,
-            "sandbox": settings.sandbox,
-            "base_url": profile.base_url,
-        },
+        settings=details,
     )
     return store.create(info), False
 
@@ -158,7 +179,13 @@ def assemble(
     workspace = Workspace(workdir, guarded=settings.sandbox != "off")
     registry = ToolRegistry(BUILTIN_TOOLS, ToolContext(workspace, executor, settings))
     session, resumed = open_session(
-        store, settings, workdir, registry, resume=resume, continue_latest=continue_latest
+        store,
+        settings,
+        workdir,
+        registry,
+        resume=resume,
+        continue_latest=continue_latest,
+        map_cache=map_cache_dir(env, workdir),
     )
     mode = settings.approval or default_approval
     provider = Provider(
@@ -174,9 +201,16 @@ def assemble(
         model=provider,
         store=store,
         session=session,
-        registry=registry,
-        policy=Policy(mode, settings.allow, settings.deny),
-        approver=approver or NonInteractiveApprover(mode),
+        dispatcher=Dispatcher(
+            registry,
+            Policy(mode, settings.allow, settings.deny),
+            approver or NonInteractiveApprover(mode),
+        ),
+        compactor=Compactor(
+            settings.context_window or profile.context_window,
+            settings.compact_at,
+            settings.compact_keep,
+        ),
         budgets=Budgets(
             max_turns=settings.max_turns,
             max_cost=settings.max_cost,

@@ -90,6 +90,13 @@ FormatOpt = Annotated[
 ]
 StoreOpt = Annotated[str | None, typer.Option("--store", help="Session store file.")]
 DirOpt = Annotated[str | None, typer.Option("-C", help="Work in DIR instead of here.")]
+MapTokensOpt = Annotated[
+    int | None, typer.Option("--map-tokens", help="Token budget of the repository map.")
+]
+CompactAtOpt = Annotated[
+    float | None,
+    typer.Option("--compact-at", help="Share of the context window that triggers compaction."),
+]
 
 
 def _settings(directory: Path | None, **flags: Any) -> Settings:
@@ -191,6 +198,8 @@ def run(
     timeout: TimeoutOpt = None,
     test_cmd: TestCmdOpt = None,
     output_format: FormatOpt = None,
+    map_tokens: MapTokensOpt = None,
+    compact_at: CompactAtOpt = None,
     store: StoreOpt = None,
     directory: DirOpt = None,
 ) -> None:
@@ -218,6 +227,8 @@ def run(
         test_cmd=test_cmd,
         output_format=output_format,
         store=store,
+        map_tokens=map_tokens,
+        compact_at=compact_at,
     )
     if resume and continue_:
         raise ConfigError("use either --resume ID or --continue, not both")
@@ -272,6 +283,8 @@ def ci(
     max_cost: MaxCostOpt = None,
     timeout: TimeoutOpt = None,
     output_format: FormatOpt = None,
+    map_tokens: MapTokensOpt = None,
+    compact_at: CompactAtOpt = None,
     store: StoreOpt = None,
     directory: DirOpt = None,
 ) -> None:
@@ -298,6 +311,8 @@ def ci(
         timeout=timeout,
         output_format=output_format,
         store=store,
+        map_tokens=map_tokens,
+        compact_at=compact_at,
     )
     if issue and prompt:
         raise ConfigError("use either --issue FILE or --prompt TEXT, not both")
@@ -343,6 +358,8 @@ def repl(
     max_cost: MaxCostOpt = None,
     timeout: TimeoutOpt = None,
     test_cmd: TestCmdOpt = None,
+    map_tokens: MapTokensOpt = None,
+    compact_at: CompactAtOpt = None,
     store: StoreOpt = None,
     directory: DirOpt = None,
 ) -> None:
@@ -369,6 +386,8 @@ def repl(
         timeout=timeout,
         test_cmd=test_cmd,
         store=store,
+        map_tokens=map_tokens,
+        compact_at=compact_at,
     )
     if resume and continue_:
         raise ConfigError("use either --resume ID or --continue, not both")
@@ -444,16 +463,28 @@ def sessions_list(
 def sessions_show(
     session_id: Annotated[str, typer.Argument(help="Session id or a unique prefix.")],
     thinking: Annotated[bool, typer.Option("--thinking", help="Include the reasoning.")] = False,
+    context: Annotated[
+        bool, typer.Option("--context", help="Tokens by part of the next request.")
+    ] = False,
     store: StoreOpt = None,
 ) -> None:
     """A session's messages, with tool calls and (with --thinking) the reasoning."""
     session_store = _open_store(_settings(None, store=store))
     try:
         info = session_store.get(session_id)
+        if context:
+            _show_context(info, session_store.messages(info.id))
+            return
         print(
             f"session {info.id} · {info.repository} · {info.provider}/{info.model} · {info.status}"
         )
         for number, message in enumerate(session_store.messages(info.id), start=1):
+            if message.role == "compaction":
+                print(
+                    f"\n[{number}] ── compacted here: {message.name} starts; earlier turns "
+                    "are summarized for the model (and all kept here) ──"
+                )
+                continue
             flags = " (interrupted)" if message.interrupted else ""
             flags += " (error)" if message.is_error else ""
             print(f"\n[{number}] {message.role}{flags}")
@@ -467,6 +498,18 @@ def sessions_show(
                 print(f"  -> {call.name}({call.arguments})")
     finally:
         session_store.close()
+
+
+def _show_context(info: Any, messages: Any) -> None:
+    from qwen_agent_cli.compaction import active
+    from qwen_agent_cli.tokens import context_breakdown, exact
+
+    parts = context_breakdown(info, active(messages))
+    how = "Qwen3.6 tokenizer" if exact() else "estimated, 4 characters a token"
+    print(f"session {info.id}: tokens of the next request by part ({how})")
+    for part, count in parts.items():
+        print(f"  {part:<20} {count:>9}")
+    print(f"  {'total':<20} {sum(parts.values()):>9}")
 
 
 @sessions_app.command("export")

@@ -148,6 +148,14 @@ class Settings:
     """Longest single wait between retries, Retry-After included."""
     tool_output_limit: int = 20000
     """Characters of tool output sent to the model before truncation."""
+    map_tokens: int = 2000
+    """Token budget of the repository map in the session snapshot (0 turns it off)."""
+    context_window: int | None = None
+    """Tokens the model accepts; the profile's when unset (set it to your server's limit)."""
+    compact_at: float = 0.8
+    """Share of the context window at which older turns are summarized."""
+    compact_keep: float = 0.25
+    """Share of the context window kept verbatim (the most recent turns) when compacting."""
     stuck_warn_after: int = 3
     """Identical failing calls before the model is told it is repeating itself."""
     stuck_stop_after: int = 6
@@ -319,9 +327,16 @@ def _build(values: dict[str, Any], user_profiles: dict[str, dict[str, Any]]) -> 
     if settings.provider not in providers:
         known = ", ".join(sorted(providers))
         raise ConfigError(f"unknown provider {settings.provider!r}; known providers: {known}")
+    if settings.context_window is not None and settings.context_window < 1000:
+        raise ConfigError("context_window must be at least 1000 tokens")
     for name in ("max_turns", "retries", "tool_output_limit", "stuck_warn_after"):
         if getattr(settings, name) < (0 if name == "retries" else 1):
             raise ConfigError(f"{name} must be at least {0 if name == 'retries' else 1}")
+    for name in ("compact_at", "compact_keep"):
+        if not 0 < getattr(settings, name) <= 1:
+            raise ConfigError(
+                f"{name} must be a share of the context window, above 0 and at most 1"
+            )
     for name in ("max_cost", "timeout", "command_timeout", "request_timeout"):
         value = getattr(settings, name)
         if value is not None and value <= 0:

@@ -9,8 +9,11 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from qwen_agent_cli.repomap import RepoMap, build_map
 
 MEMORY_FILES = ("AGENTS.md", "QWEN.md")
 TREE_LIMIT = 300
@@ -49,8 +52,21 @@ def _branch(git_dir: Path) -> str:
     return text.removeprefix("ref: refs/heads/") if text.startswith("ref:") else text[:12]
 
 
-def snapshot(workdir: Path) -> str:
-    """Repository name, branch, status, a bounded file tree and the memory files, as text."""
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    text: str
+    map: RepoMap | None = None
+
+
+def snapshot(
+    workdir: Path,
+    *,
+    map_tokens: int = 0,
+    map_cache: Path | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+) -> Snapshot:
+    """Repository name, branch, status, a bounded file tree, the memory files and the
+    repository map, as text: taken once per session and stored with it."""
     state = repo_state(workdir)
     parts = [f"Repository: {state.name}"]
     if state.is_git:
@@ -63,7 +79,18 @@ def snapshot(workdir: Path) -> str:
     parts.append(f"Files ({len(files)}):\n{_tree(files)}")
     for name, text in _memory_files(state.root, workdir.resolve()):
         parts.append(f"{name}:\n{text}")
-    return "\n\n".join(parts)
+    built = None
+    if map_tokens > 0:
+        built = build_map(
+            state.root,
+            files,
+            budget_tokens=map_tokens,
+            cache_dir=map_cache,
+            count_tokens=count_tokens,
+        )
+        if built.text:
+            parts.append(f"Repository map (most referenced definitions first):\n{built.text}")
+    return Snapshot("\n\n".join(parts), built)
 
 
 def _git_status_and_files(root: Path) -> tuple[str, list[str]]:

@@ -59,6 +59,15 @@ class UsageEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CompactionEvent:
+    """Older turns were summarized into a new segment (the store keeps them all)."""
+
+    type: str = "compaction"
+    kept_messages: int
+    dropped_messages: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ErrorEvent:
     """A problem worth telling the user about; `retrying` says the loop goes on."""
 
@@ -82,5 +91,13 @@ class Result:
 
 
 Event = (
-    Session | Thinking | Text | ToolCallEvent | ToolResultEvent | UsageEvent | ErrorEvent | Result
+    Session
+    | Thinking
+    | Text
+    | ToolCallEvent
+    | ToolResultEvent
+    | UsageEvent
+    | CompactionEvent
+    | ErrorEvent
+    | Result
 )

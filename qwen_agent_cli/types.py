@@ -44,6 +44,15 @@ class Usage:
             cost_usd=self.cost_usd + other.cost_usd,
         )
 
+    def token_counts(self) -> dict[str, int | None]:
+        """The DESIGN §8 `usage` object."""
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": self.completion_tokens,
+            "cached_tokens": self.cached_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+        }
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "prompt_tokens": self.prompt_tokens,

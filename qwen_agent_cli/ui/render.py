@@ -15,6 +15,7 @@ from rich.syntax import Syntax
 from rich.text import Text as RichText
 
 from qwen_agent_cli.events import (
+    CompactionEvent,
     ErrorEvent,
     Event,
     Result,
@@ -124,6 +125,12 @@ class Renderer:
                     self.console.print(diff_renderable(result.diff))
             case UsageEvent():
                 pass
+            case CompactionEvent(kept_messages=kept, dropped_messages=dropped):
+                self.say(
+                    f"context compacted: {dropped} earlier messages summarized, {kept} kept "
+                    "verbatim (all stay in the store)",
+                    "dim",
+                )
             case ErrorEvent(message=message, retrying=retrying):
                 self.end_block()
                 label = "retrying" if retrying else "error"

@@ -1,0 +1,46 @@
+"""Tool dispatch: parse a call, ask for approval when the policy says so (with the command or
+the diff to show), run it, and turn every failure into an error result for the model."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, replace
+
+from qwen_agent_cli.approval import ApprovalRequest, Approver, Policy, decide
+from qwen_agent_cli.errors import ToolError
+from qwen_agent_cli.tools import ToolRegistry
+from qwen_agent_cli.types import ToolCall, ToolResult
+
+
+@dataclass(frozen=True, slots=True)
+class Dispatcher:
+    registry: ToolRegistry
+    policy: Policy
+    approver: Approver
+
+    def execute(self, call: ToolCall) -> ToolResult:
+        """Parse, approve, run; every failure becomes an error result for the model."""
+        try:
+            found, args = self.registry.parse(call)
+        except ToolError as exc:
+            return ToolResult(call.id, call.name, str(exc), is_error=True)
+        command = args.get("command") if call.name == "shell" else None
+        if call.name == "run_tests":
+            command = self.registry.ctx.settings.test_cmd
+        summary = command or (
+            f"edit {args.get('path')}"
+            if not found.read_only and "path" in args
+            else json.dumps(args, ensure_ascii=False)[:500]
+        )
+        request = ApprovalRequest(call.name, summary, command, found.read_only)
+        if self.policy.needs_asking(request):
+            request = replace(request, preview=self.registry.preview(call.name, args))
+        decision = decide(self.policy, request, self.approver)
+        if not decision.allowed:
+            reason = decision.reason or "the user declined"
+            return ToolResult(call.id, call.name, f"refused: {reason}", is_error=True)
+        if decision.command and call.name == "shell" and decision.command != command:
+            result = self.registry.invoke(found, call, {**args, "command": decision.command})
+            note = f"[the user edited the command before running it: {decision.command}]\n"
+            return replace(result, output=note + result.output)
+        return self.registry.invoke(found, call, args)

@@ -1,0 +1,409 @@
+"""The repository map: tree-sitter definitions and references, ranked, fitted to a token budget.
+
+Owns its JSON cache. Imports tree-sitter lazily (CLI start-up time matters), and never sqlite3,
+subprocess, git, openai, rich or typer."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import math
+import operator
+import os
+import stat
+import zlib
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tree_sitter import Parser, Query
+
+DEFAULT_BUDGET_TOKENS = 2000
+MAX_FILE_BYTES = 1_000_000
+MAX_SIGNATURE_CHARS = 120
+CACHE_FILE = "repomap.json"
+CACHE_VERSION = 1
+DAMPING = 0.85
+ITERATIONS = 8
+
+
+def _named(kinds: str, name: str) -> str:
+    """One pattern per node kind, each capturing that kind's `name` field as a definition."""
+    return "".join(f"({kind} name: ({name}) @name)\n" for kind in kinds.split())
+
+
+_PYTHON = _named("class_definition function_definition", "identifier") + (
+    "(module (expression_statement (assignment left: (identifier) @name)))"
+)
+_JS = (
+    _named("function_declaration generator_function_declaration", "identifier")
+    + _named("method_definition", "property_identifier")
+    + """
+(variable_declarator name: (identifier) @name value: [(arrow_function) (function_expression)])
+(program (lexical_declaration (variable_declarator name: (identifier) @name)))
+(program (export_statement (lexical_declaration (variable_declarator name: (identifier) @name))))
+"""
+)
+_JAVASCRIPT = _JS + _named("class_declaration", "identifier")
+_TS = (
+    _JS
+    + _named(
+        "class_declaration abstract_class_declaration interface_declaration type_alias_declaration",
+        "type_identifier",
+    )
+    + _named("method_signature abstract_method_signature", "property_identifier")
+    + _named("enum_declaration function_signature", "identifier")
+)
+_GO = (
+    _named("function_declaration", "identifier")
+    + _named("method_declaration", "field_identifier")
+    + _named("type_spec", "type_identifier")
+    + "(source_file (const_declaration (const_spec name: (identifier) @name)))"
+)
+_RUST = (
+    _named("function_item function_signature_item mod_item macro_definition", "identifier")
+    + _named("const_item static_item", "identifier")
+    + _named("struct_item enum_item union_item trait_item type_item", "type_identifier")
+    + "(impl_item type: [(type_identifier) @name (generic_type type: (type_identifier) @name)])"
+)
+_JAVA = _named(
+    "class_declaration interface_declaration enum_declaration record_declaration"
+    " annotation_type_declaration method_declaration constructor_declaration",
+    "identifier",
+)
+_C = _named("preproc_def preproc_function_def", "identifier") + (
+    """
+(function_declarator declarator: [(identifier) (field_identifier)] @name)
+(struct_specifier name: (type_identifier) @name body: (_))
+(union_specifier name: (type_identifier) @name body: (_))
+(enum_specifier name: (type_identifier) @name body: (_))
+(type_definition declarator: (type_identifier) @name)
+"""
+)
+_CPP = (
+    _C
+    + _named("namespace_definition", "namespace_identifier")
+    + """
+(function_declarator declarator: (qualified_identifier name: (identifier) @name))
+(class_specifier name: (type_identifier) @name body: (_))
+"""
+)
+_IDENTIFIERS = "(identifier) (field_identifier) (type_identifier)"
+_JS_REFS = "(identifier) (property_identifier)"
+_TS_REFS = "(identifier) (property_identifier) (type_identifier)"
+
+
+@dataclass(frozen=True, slots=True)
+class _Grammar:
+    module: str
+    function: str
+    names: str
+    """A query whose `@name` captures are the names of definitions."""
+    refs: str
+    """The node types whose text counts as a reference."""
+
+
+GRAMMARS = {
+    "python": _Grammar("tree_sitter_python", "language", _PYTHON, "(identifier)"),
+    "javascript": _Grammar("tree_sitter_javascript", "language", _JAVASCRIPT, _JS_REFS),
+    "typescript": _Grammar("tree_sitter_typescript", "language_typescript", _TS, _TS_REFS),
+    "tsx": _Grammar("tree_sitter_typescript", "language_tsx", _TS, _TS_REFS),
+    "go": _Grammar("tree_sitter_go", "language", _GO, _IDENTIFIERS),
+    "rust": _Grammar("tree_sitter_rust", "language", _RUST, _IDENTIFIERS),
+    "java": _Grammar("tree_sitter_java", "language", _JAVA, "(identifier) (type_identifier)"),
+    "c": _Grammar("tree_sitter_c", "language", _C, _IDENTIFIERS),
+    "cpp": _Grammar("tree_sitter_cpp", "language", _CPP, f"{_IDENTIFIERS} (namespace_identifier)"),
+}
+EXTENSIONS = {
+    extension: language
+    for language, extensions in {
+        "python": ".py .pyi",
+        "javascript": ".js .jsx .mjs .cjs",
+        "typescript": ".ts .mts .cts",
+        "tsx": ".tsx",
+        "go": ".go",
+        "rust": ".rs",
+        "java": ".java",
+        "c": ".c .h",
+        "cpp": ".cc .cpp .cxx .hh .hpp .hxx",
+    }.items()
+    for extension in extensions.split()
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RepoMap:
+    text: str
+    """One block per file, most important first: the path, then indented signature lines."""
+    files_parsed: int
+    """Source files parsed by this call."""
+    files_cached: int
+    """Source files whose definitions and references came from the cache."""
+    symbols: int
+    """Signature lines in `text`."""
+
+
+@dataclass(frozen=True, slots=True)
+class _FileTags:
+    """A file's definitions in source order, as parallel lists (so the cache loads them as is)."""
+
+    size: int
+    mtime_ns: int
+    names: list[str]
+    rows: list[int]
+    lines: list[str]
+    """The text of the line each definition's name is on: its signature."""
+    refs: dict[str, int]
+    """How many times each identifier occurs."""
+
+
+def estimate_tokens(text: str) -> int:
+    """Four characters a token: close enough when no tokenizer is at hand."""
+    return len(text) // 4
+
+
+def build_map(
+    root: Path,
+    files: Sequence[str],
+    *,
+    budget_tokens: int = DEFAULT_BUDGET_TOKENS,
+    cache_dir: Path | None = None,
+    count_tokens: Callable[[str], int] | None = None,
+) -> RepoMap:
+    """Map the symbols the rest of `files` refers to most, so the model knows the code at once."""
+    cache_path = cache_dir / CACHE_FILE if cache_dir is not None else None
+    cached = _load_cache(cache_path) if cache_path is not None else {}
+    grammars: dict[str, tuple[Parser, Query] | None] = {}
+    tags: dict[str, _FileTags] = {}
+    parsed = 0
+    for rel in dict.fromkeys(files):
+        path = root / rel
+        language = EXTENSIONS.get(path.suffix.lower())
+        if language is None:
+            continue
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
+            continue
+        entry = cached.get(rel)
+        if entry is not None and (entry.size, entry.mtime_ns) == (info.st_size, info.st_mtime_ns):
+            tags[rel] = entry
+            continue
+        if language not in grammars:
+            grammars[language] = _load_grammar(GRAMMARS[language])
+        grammar = grammars[language]
+        fresh = _extract(path, info, grammar) if grammar is not None else None
+        if fresh is not None:
+            tags[rel] = fresh
+            parsed += 1
+    if cache_path is not None and (parsed or len(tags) != len(cached)):
+        _save_cache(cache_path, tags)
+    text, symbols = _fit(tags, budget_tokens, count_tokens or estimate_tokens)
+    return RepoMap(text, parsed, len(tags) - parsed, symbols)
+
+
+def _load_grammar(grammar: _Grammar) -> tuple[Parser, Query] | None:
+    """A missing or incompatible grammar leaves its files out of the map instead of failing."""
+    try:
+        from tree_sitter import Language, Parser, Query
+
+        module = importlib.import_module(grammar.module)
+        language = Language(getattr(module, grammar.function)())
+        query = Query(language, f"{grammar.names}\n[{grammar.refs}] @ref")
+    except (ImportError, AttributeError, TypeError, ValueError):
+        return None
+    return Parser(language), query
+
+
+def _extract(path: Path, info: os.stat_result, grammar: tuple[Parser, Query]) -> _FileTags | None:
+    """One parse and one query pass per file: definitions with their lines, references counted."""
+    from tree_sitter import QueryCursor
+
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_FILE_BYTES + 1)
+    except OSError:
+        return None
+    if b"\0" in data[:8192] or len(data) > MAX_FILE_BYTES:
+        return None
+    parser, query = grammar
+    captures = QueryCursor(query).captures(parser.parse(data).root_node)
+    defs: dict[tuple[int, str], str] = {}
+    for node in captures.get("name", ()):
+        start, row = node.start_byte, node.start_point.row
+        name = data[start : node.end_byte].decode(errors="replace")
+        if (row, name) not in defs:
+            line_end = data.find(b"\n", start)
+            line = data[data.rfind(b"\n", 0, start) + 1 : None if line_end < 0 else line_end]
+            defs[row, name] = (
+                line.decode(errors="replace").rstrip().expandtabs(4)[:MAX_SIGNATURE_CHARS]
+            )
+    refs = Counter(data[node.start_byte : node.end_byte] for node in captures.get("ref", ()))
+    ordered = sorted(defs.items())
+    return _FileTags(
+        info.st_size,
+        info.st_mtime_ns,
+        [name for (_, name), _ in ordered],
+        [row for (row, _), _ in ordered],
+        [line for _, line in ordered],
+        {name.decode(errors="replace"): count for name, count in refs.items()},
+    )
+
+
+def _load_cache(path: Path) -> dict[str, _FileTags]:
+    """A missing, corrupt or outdated cache is an empty one. The first line is a checksum of the
+    rest: a cache that checks out was written whole, so it needs no field-by-field validation."""
+    try:
+        digest, _, body = path.read_bytes().partition(b"\n")
+        if digest != b"%08x" % zlib.crc32(body):
+            return {}
+        version, files = json.loads(body)
+        if version != CACHE_VERSION:
+            return {}
+        return {rel: _FileTags(*fields) for rel, fields in files.items()}
+    except (OSError, ValueError, TypeError, AttributeError):
+        return {}
+
+
+def _save_cache(path: Path, tags: dict[str, _FileTags]) -> None:
+    """Write to a temporary file and rename it, so a crash never leaves half a cache."""
+    files = {rel: [t.size, t.mtime_ns, t.names, t.rows, t.lines, t.refs] for rel, t in tags.items()}
+    body = json.dumps([CACHE_VERSION, files], separators=(",", ":")).encode()
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial.write_bytes(b"%08x\n" % zlib.crc32(body) + body)
+        partial.replace(path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink()
+
+
+def _weight(name: str, definers: int) -> float:
+    """Long compound names point at one thing; private and oft-defined ones (`_x`, `get`) don't
+    (Aider's factors)."""
+    weight = 1.0
+    if len(name) >= 8 and ("_" in name.strip("_") or (name.lower() != name != name.upper())):
+        weight *= 10
+    if name.startswith("_"):
+        weight *= 0.1
+    if definers > 5:
+        weight *= 0.1
+    return weight
+
+
+def _rank(tags: dict[str, _FileTags]) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+    """PageRank over files, each linking to the definers of the names it uses (Aider), through
+    the names so a step is one pass over the references. Ranks of files and scores of (file,
+    name), in descending order."""
+    paths = list(tags)
+    if not paths:
+        return {}, {}
+    definers: dict[str, list[int]] = defaultdict(list)
+    for index, rel in enumerate(paths):
+        for name in dict.fromkeys(tags[rel].names):
+            definers[name].append(index)
+    weights = {name: _weight(name, len(where)) for name, where in definers.items()}
+    incoming: dict[str, tuple[list[int], list[float]]] = {}
+    sending: list[int] = []
+    for index, rel in enumerate(paths):
+        refs = tags[rel].refs
+        # Sorted, because set order varies between runs and float sums must not.
+        used = sorted((refs.keys() & weights.keys()).difference(tags[rel].names))
+        edges = [(name, weights[name] * math.sqrt(refs[name])) for name in used]
+        total = sum(weight for _, weight in edges)
+        if edges:
+            sending.append(index)
+        for name, weight in edges:
+            sources, shares = incoming.setdefault(name, ([], []))
+            sources.append(index)
+            shares.append(weight / total)
+    # What each file defines that others use, so that a step gathers its rank in one sum.
+    gathers = [
+        [name for name in dict.fromkeys(tags[rel].names) if name in incoming] for rel in paths
+    ]
+    ranks = [1 / len(paths)] * len(paths)
+    scored: dict[str, float] = {}
+    for _ in range(ITERATIONS):
+        scored = {
+            name: sum(map(operator.mul, map(ranks.__getitem__, sources), shares))
+            / len(definers[name])
+            for name, (sources, shares) in incoming.items()
+        }
+        # Rank that dangling files hold is spread evenly, as teleporting is.
+        base = (1 - DAMPING * sum(map(ranks.__getitem__, sending))) / len(paths)
+        ranks = [base + DAMPING * sum(map(scored.__getitem__, used)) for used in gathers]
+    by_rank = sorted(range(len(paths)), key=ranks.__getitem__, reverse=True)
+    scores = {
+        (paths[index], name): scored.get(name, 0.0)
+        for index in by_rank
+        for name in tags[paths[index]].names
+    }
+    return {paths[index]: ranks[index] for index in by_rank}, scores
+
+
+def _fit(
+    tags: dict[str, _FileTags], budget_tokens: int, count_tokens: Callable[[str], int]
+) -> tuple[str, int]:
+    """The most definitions whose rendering `count_tokens` says fits (Aider's bisection). The
+    search gallops up from a few definitions, so large renderings are never tokenized."""
+    ranks, scores = _rank(tags)
+    order = sorted(scores, key=scores.__getitem__, reverse=True)
+    position = {rel: index for index, rel in enumerate(ranks)}
+    parents: dict[str, list[int]] = {}
+    fitting: dict[int, tuple[str, int]] = {0: ("", 0)}
+
+    def fits(count: int) -> bool:
+        names: dict[str, set[str]] = defaultdict(set)
+        for rel, name in order[:count]:
+            names[rel].add(name)
+        lines: list[str] = []
+        for rel in sorted(names, key=position.__getitem__):
+            file_tags, wanted = tags[rel], names[rel]
+            if rel not in parents:
+                parents[rel] = _parents(file_tags.lines)
+            shown: dict[int, str] = {}
+            for index, name in enumerate(file_tags.names):
+                at = index if name in wanted else -1
+                # An enclosing class or impl is shown with its members, for context.
+                while at >= 0 and file_tags.rows[at] not in shown:
+                    shown[file_tags.rows[at]] = file_tags.lines[at]
+                    at = parents[rel][at]
+            lines.append(rel)
+            lines.extend(f"    {shown[row]}" for row in sorted(shown))
+        text = "".join(f"{line}\n" for line in lines)
+        if count_tokens(text) > budget_tokens:
+            return False
+        fitting[count] = (text, len(lines) - len(names))
+        return True
+
+    low, high = 0, len(order) + 1
+    step = 16
+    while low + step < high and fits(low + step):
+        low, step = low + step, step * 2
+    high = min(high, low + step)
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if fits(middle) else (low, middle)
+    return fitting[low]
+
+
+def _parents(lines: list[str]) -> list[int]:
+    """Each definition's enclosing one (-1 at top level), by indentation. Only a line that opens
+    a block (`:`, `{`) encloses, so a constant above a nested class is not its parent."""
+    parents: list[int] = []
+    stack: list[tuple[int, int]] = []
+    for index, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        while stack and stack[-1][1] >= indent:
+            stack.pop()
+        parents.append(stack[-1][0] if stack else -1)
+        if line.endswith((":", "{")):
+            stack.append((index, indent))
+    return parents
