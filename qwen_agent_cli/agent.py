@@ -182,16 +182,19 @@ class Agent:
     def compact(
         self, messages: list[Message], deadline: float | None = None
     ) -> Generator[Event, None, tuple[list[Message], Usage]]:
-        """Ask for a summary, then open a new segment: summary + task + recent turns."""
+        """Ask for a summary, then open a new segment: summary + task + recent turns. Does
+        nothing when every turn would be kept anyway."""
         assert self.compactor is not None
         history = list(messages)
+        recent = self.compactor.recent(history, count_tokens)
+        if len(recent) >= len(history) - 1:
+            return messages, Usage()
         self._append(messages, Message(role="user", content=compaction.INSTRUCTION))
         reply = yield from self.model.stream(
             system_message(self.session), messages, self.session.tools, deadline=deadline
         )
         self._append(messages, reply)
         everything = self.store.messages(self.session.id)
-        recent = self.compactor.recent(history, count_tokens)
         opened = compaction.segment(
             reply.content or reply.reasoning or "",
             compaction.original_task(everything),

@@ -22,12 +22,12 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
-from qwen_agent_cli import context
+from qwen_agent_cli import compaction, context
 from qwen_agent_cli.approval import ApprovalRequest, Decision
 from qwen_agent_cli.assemble import Assembly, assemble, build_executor, data_dir
 from qwen_agent_cli.config import APPROVAL_MODES, SANDBOX_MODES, Settings
 from qwen_agent_cli.errors import QacError, ToolError
-from qwen_agent_cli.events import Event, Result
+from qwen_agent_cli.events import CompactionEvent, Event, Result
 from qwen_agent_cli.sandbox import Workspace
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.types import Message, Usage
@@ -502,7 +502,9 @@ class Repl:
         self.renderer.say(f"sandbox: {arg}", "dim")
 
     def _messages(self) -> list[Message]:
-        return self.store.messages(self.built.agent.session.id) if self.built else []
+        if self.built is None:
+            return []
+        return compaction.active(self.store.messages(self.built.agent.session.id))
 
     def cmd_cost(self, _: str) -> None:
         total = Usage()
@@ -551,9 +553,26 @@ class Repl:
         self.renderer.say(f"restored {', '.join(restored) or 'nothing'} to before the last turn")
 
     def cmd_compact(self, _: str) -> None:
-        self.renderer.say(
-            "/compact is not available yet: context compaction is not built", "yellow"
-        )
+        if self.built is None:
+            self.renderer.say("nothing to compact yet")
+            return
+        agent = self.built.agent
+        messages = compaction.active(self.store.messages(agent.session.id))
+        seen: list[Event] = []
+
+        def events() -> Generator[Event, None, None]:
+            for event in _forward(agent.compact(messages)):
+                seen.append(event)
+                yield event
+
+        self._drive(events())
+        if not any(isinstance(e, CompactionEvent) for e in seen):
+            self.renderer.say("nothing to compact: every turn fits the recent-turns budget")
+
+
+def _forward(generator: Generator[Event, None, Any]) -> Generator[Event, None, None]:
+    """The events of a generator whose return value is not needed here."""
+    yield from generator
 
 
 def run_repl(
