@@ -1,5 +1,5 @@
 """Entry point for `python -m qwen_agent_cli`."""
 
-from qwen_agent_cli.cli import main
+from qwen_agent_cli.launch import main
 
 main()

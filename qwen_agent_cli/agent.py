@@ -27,12 +27,12 @@ from qwen_agent_cli.events import (
     ToolResultEvent,
     UsageEvent,
 )
-from qwen_agent_cli.stalls import Stalls
+from qwen_agent_cli.stalls import MAX_NUDGES, MISPLACED_CALL, Stalls, misplaced_call
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.tokens import count_tokens
 from qwen_agent_cli.types import Message, SessionInfo, Status, ToolResult, Usage
 
-NOT_RUN = "not run: the previous run ended before this call was executed"
+NOT_RUN = "no result: the previous run ended before this call finished (it may not have run)"
 
 
 class ChatModel(Protocol):
@@ -100,7 +100,7 @@ class Agent:
         for dangling in _unanswered_calls(messages):
             self._append(messages, dangling)
         self._append(messages, Message(role="user", content=prompt))
-        turns, usage, status, answer = 0, Usage(), Status.DONE, ""
+        turns, usage, status, answer, nudges = 0, Usage(), Status.DONE, "", 0
         stalls = Stalls(self.budgets.stuck_warn_after, self.budgets.stuck_stop_after)
         changed: set[str] = set()
         system = system_message(session)
@@ -123,6 +123,10 @@ class Agent:
                 if reply.interrupted:
                     status = Status.INTERRUPTED
                     break
+                if not reply.tool_calls and misplaced_call(reply) and nudges < MAX_NUDGES:
+                    nudges += 1
+                    self._append(messages, Message(role="user", content=MISPLACED_CALL))
+                    continue
                 if not reply.tool_calls:
                     answer = reply.content or ""
                     break

@@ -632,6 +632,10 @@ def doctor(
     sandbox: SandboxOpt = None,
     store: StoreOpt = None,
     directory: DirOpt = None,
+    probe: Annotated[
+        bool,
+        typer.Option("--thinking", help="Probe whether the server really preserves thinking."),
+    ] = False,
 ) -> None:
     """Check the key, the endpoint, the model, the sandbox, git and the store."""
     from qwen_agent_cli.assemble import workdir_of
@@ -648,7 +652,7 @@ def doctor(
         store=store,
     )
     failures = 0
-    for check in run_checks(settings, env=os.environ, workdir=workdir):
+    for check in run_checks(settings, env=os.environ, workdir=workdir, probe=probe):
         failures += not check.ok
         mark = "ok  " if check.ok else "FAIL"
         print(f"{mark} {check.name}: {check.detail}")

@@ -327,6 +327,8 @@ def _build(values: dict[str, Any], user_profiles: dict[str, dict[str, Any]]) -> 
     if settings.provider not in providers:
         known = ", ".join(sorted(providers))
         raise ConfigError(f"unknown provider {settings.provider!r}; known providers: {known}")
+    if settings.map_tokens < 0:
+        raise ConfigError("map_tokens must be 0 (no map) or more")
     if settings.context_window is not None and settings.context_window < 1000:
         raise ConfigError("context_window must be at least 1000 tokens")
     for name in ("max_turns", "retries", "tool_output_limit", "stuck_warn_after"):

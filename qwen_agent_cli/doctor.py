@@ -10,9 +10,10 @@ from pathlib import Path
 from qwen_agent_cli.assemble import api_key, store_path
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import QacError
-from qwen_agent_cli.provider import Provider
+from qwen_agent_cli.provider import Provider, RetryPolicy
 from qwen_agent_cli.sandbox import find_bwrap, preflight
 from qwen_agent_cli.store import SessionStore
+from qwen_agent_cli.types import Message
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +23,58 @@ class Check:
     detail: str
 
 
-def run_checks(settings: Settings, *, env: Mapping[str, str], workdir: Path) -> Iterator[Check]:
+PROBE_SYSTEM = "You are a careful assistant taking part in a memory test."
+PROBE_FIRST = (
+    "Think of one uncommon English noun and keep it secret: name it only in your reasoning, "
+    "never in your reply. Reply with exactly: READY"
+)
+PROBE_SECOND = "What was the secret noun you thought of? Reply with that one word only."
+
+
+def thinking_probe(provider: Provider) -> Check:
+    """Two turns: the model thinks of a secret it does not say, then is asked for it. Only a
+    server that sends earlier reasoning back to the model lets it answer."""
+    first = Message(role="user", content=PROBE_FIRST)
+    reply = _complete(provider, [first])
+    reasoning = (reply.reasoning or "").lower()
+    if not reasoning.strip():
+        return Check(
+            "thinking",
+            False,
+            "the server returned no reasoning: turn thinking on (vLLM/SGLang: "
+            "--reasoning-parser qwen3; llama.cpp: --reasoning-format deepseek)",
+        )
+    second = _complete(provider, [first, reply, Message(role="user", content=PROBE_SECOND)])
+    answer = (second.content or "").strip().strip(".!\"'`*").lower()
+    said_before = answer and answer in (reply.content or "").lower()
+    if answer and answer in reasoning and not said_before:
+        return Check(
+            "thinking", True, f"preserved: the model recalled {answer!r} from its earlier reasoning"
+        )
+    return Check(
+        "thinking",
+        False,
+        f"not preserved: the model could not recall the word from its earlier reasoning "
+        f"(it answered {answer[:40]!r}). The server drops earlier thinking: use a profile with a "
+        "preserve switch (vllm, sglang, llamacpp: chat_template_kwargs.preserve_thinking; "
+        "dashscope: preserve_thinking on qwen3.6-plus / qwen3.6-max-preview) and a chat "
+        "template that honours it",
+    )
+
+
+def _complete(provider: Provider, messages: list[Message]) -> Message:
+    stream = provider.stream(PROBE_SYSTEM, messages, [])
+    while True:
+        try:
+            next(stream)
+        except StopIteration as done:
+            message: Message = done.value
+            return message
+
+
+def run_checks(
+    settings: Settings, *, env: Mapping[str, str], workdir: Path, probe: bool = False
+) -> Iterator[Check]:
     profile = settings.profile
     key = ""
     try:
@@ -31,9 +83,13 @@ def run_checks(settings: Settings, *, env: Mapping[str, str], workdir: Path) -> 
         yield Check("key", True, detail)
     except QacError as exc:
         yield Check("key", False, str(exc))
-    provider = Provider(profile, key, retry=None, request_timeout=15.0)
+    provider = Provider(
+        profile, key, retry=RetryPolicy(retries=1, base_delay=0.5), request_timeout=120.0
+    )
+    reachable = False
     try:
         models = provider.list_models()
+        reachable = True
         yield Check("endpoint", True, f"{profile.base_url} answers ({len(models)} models)")
         listed = profile.model in models
         yield Check(
@@ -55,6 +111,15 @@ def run_checks(settings: Settings, *, env: Mapping[str, str], workdir: Path) -> 
         )
     else:
         yield Check("preserve", True, f"switch: {profile.preserve_switch}")
+    if probe:
+        try:
+            yield (
+                thinking_probe(provider)
+                if reachable
+                else Check("thinking", False, "not probed: the endpoint is not reachable")
+            )
+        except QacError as exc:
+            yield Check("thinking", False, f"the probe failed: {exc}")
     if settings.sandbox == "off":
         yield Check("sandbox", True, "off (--sandbox off): commands run without isolation")
     else:

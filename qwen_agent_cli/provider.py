@@ -254,6 +254,8 @@ class Provider:
             return acc.message(self.model, None, interrupted=True)
         if acc.finish_reason is None:
             raise _Retryable("the response stream was cut off before it finished")
+        if not (acc.content or acc.reasoning or acc.calls or acc.details):
+            raise _Retryable("the model sent an empty response")
         usage = _usage(acc.usage, self.price)
         return acc.message(self.model, usage)
 

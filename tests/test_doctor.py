@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from qwen_agent_cli.scripted import ScriptedServer
+from qwen_agent_cli.scripted import ScriptedServer, turn
 
 
 def test_all_checks_pass_against_a_working_server(qac, repo: Path):
@@ -54,3 +54,68 @@ def test_missing_key_and_unknown_model(qac, repo: Path):
     assert out.code == 1
     assert "FAIL key: DASHSCOPE_API_KEY is not set" in out.stdout
     assert "FAIL model: qwen-nonexistent is not in the endpoint's model list" in out.stdout
+
+
+def test_thinking_probe_passes_when_the_server_preserves_reasoning(qac, repo: Path):
+    turns = [
+        turn(thinking="The secret noun is PAPAYA. I must not say it.", text="READY"),
+        turn(thinking="Looking back at my reasoning: papaya.", text="papaya"),
+    ]
+    with ScriptedServer(turns, model="qwen3.6-plus") as server:
+        out = qac(
+            "doctor",
+            "--thinking",
+            "--provider",
+            "vllm",
+            "--base-url",
+            server.url,
+            "--model",
+            "qwen3.6-plus",
+            "-C",
+            str(repo),
+        )
+        second = server.requests[1]
+    assert out.code == 0, out.stdout
+    assert "ok   thinking: preserved: the model recalled 'papaya'" in out.stdout
+    assert second["messages"][2]["reasoning"] == "The secret noun is PAPAYA. I must not say it."
+    assert second["chat_template_kwargs"]["preserve_thinking"] is True
+
+
+def test_thinking_probe_fails_when_the_model_cannot_recall(qac, repo: Path):
+    turns = [
+        turn(thinking="The secret noun is PAPAYA.", text="READY"),
+        turn(thinking="I have no record of an earlier word.", text="unknown"),
+    ]
+    with ScriptedServer(turns, model="qwen3.6-plus") as server:
+        out = qac(
+            "doctor",
+            "--thinking",
+            "--provider",
+            "vllm",
+            "--base-url",
+            server.url,
+            "--model",
+            "qwen3.6-plus",
+            "-C",
+            str(repo),
+        )
+    assert out.code == 1
+    assert "FAIL thinking: not preserved: the model could not recall" in out.stdout
+
+
+def test_thinking_probe_fails_without_reasoning(qac, repo: Path):
+    with ScriptedServer([turn(text="READY")], model="qwen3.6-plus") as server:
+        out = qac(
+            "doctor",
+            "--thinking",
+            "--provider",
+            "vllm",
+            "--base-url",
+            server.url,
+            "--model",
+            "qwen3.6-plus",
+            "-C",
+            str(repo),
+        )
+    assert out.code == 1
+    assert "FAIL thinking: the server returned no reasoning" in out.stdout

@@ -148,7 +148,7 @@ def test_a_crash_between_a_tool_call_and_its_result_is_repaired_on_resume(
     tail = model_server.requests[-1]["messages"][-2:]
     assert tail[0]["role"] == "tool"
     assert tail[0]["tool_call_id"] == "call_x"
-    assert "not run" in tail[0]["content"]
+    assert "no result: the previous run ended" in tail[0]["content"]
     assert tail[1] == {"role": "user", "content": "two"}
 
 
