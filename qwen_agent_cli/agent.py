@@ -92,9 +92,6 @@ class Agent:
         started = self.clock()
         deadline = started + self.budgets.timeout if self.budgets.timeout else None
         session = self.session
-        yield Session(
-            session_id=session.id, model=session.model, provider=session.provider, resumed=resumed
-        )
         before = context.file_fingerprints(self.workdir)
         messages = compaction.active(self.store.messages(session.id))
         for dangling in _unanswered_calls(messages):
@@ -104,6 +101,9 @@ class Agent:
         stalls = Stalls(self.budgets.stuck_warn_after, self.budgets.stuck_stop_after)
         changed: set[str] = set()
         system = system_message(session)
+        yield Session(
+            session_id=session.id, model=session.model, provider=session.provider, resumed=resumed
+        )
         try:
             while True:
                 status = self._budget_status(turns, usage, deadline)

@@ -203,7 +203,7 @@ def run(
     store: StoreOpt = None,
     directory: DirOpt = None,
 ) -> None:
-    """Run a task to completion without a person; prints text or JSON (DESIGN §8)."""
+    """Run a task to completion without a person; prints text or JSON."""
     from qwen_agent_cli import provider as provider_module
 
     preload = threading.Thread(target=provider_module.preload, daemon=True)

@@ -6,7 +6,13 @@ from __future__ import annotations
 import sys
 
 
+def _quiet_unraisable(unraisable: object) -> None:
+    """An interrupt can leave a half-built object whose finalizer fails; Python would print that
+    as a traceback, which the user can do nothing about."""
+
+
 def main() -> None:
+    sys.unraisablehook = _quiet_unraisable
     try:
         from qwen_agent_cli.cli import main as run
     except KeyboardInterrupt:

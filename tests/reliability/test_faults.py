@@ -145,11 +145,12 @@ def test_connection_refused_then_the_server_comes_up(
 ):
     monkeypatch.setenv("QAC_RETRIES", "6")
     monkeypatch.setenv("QAC_RETRY_BASE_DELAY", "0.3")
+    monkeypatch.setenv("QAC_RETRY_MAX_DELAY", "1")  # up to 4 s of retrying in all
     port = free_port()
     started: list[ScriptedServer] = []
 
     def come_up() -> None:
-        time.sleep(1.0)  # until then every connection is refused: nothing listens on the port
+        time.sleep(0.5)  # until then every connection is refused: nothing listens on the port
         started.append(ScriptedServer([*SUCCESS], port=port).start())
 
     riser = threading.Thread(target=come_up, daemon=True)
