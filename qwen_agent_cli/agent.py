@@ -102,7 +102,10 @@ class Agent:
         changed: set[str] = set()
         system = system_message(session)
         yield Session(
-            session_id=session.id, model=session.model, provider=session.provider, resumed=resumed
+            session_id=session.id,
+            model=self.model.model,
+            provider=session.provider,
+            resumed=resumed,
         )
         try:
             while True:

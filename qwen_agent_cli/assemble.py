@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from qwen_agent_cli import context
 from qwen_agent_cli.agent import Agent, Budgets
@@ -105,6 +106,15 @@ def build_executor(settings: Settings, env: Mapping[str, str], workdir: Path) ->
     )
 
 
+def session_defaults(info: SessionInfo) -> dict[str, Any]:
+    """The settings a stored session was made with, to resume it the same way."""
+    defaults: dict[str, Any] = {"provider": info.provider, "model": info.model}
+    for key in ("base_url", "thinking", "preserve_thinking"):
+        if key in info.settings:
+            defaults[key] = info.settings[key]
+    return defaults
+
+
 @dataclass(frozen=True, slots=True)
 class Assembly:
     agent: Agent
@@ -176,7 +186,9 @@ def assemble(
     profile = settings.profile
     key = api_key(settings, env)
     executor = executor or build_executor(settings, env, workdir)
-    workspace = Workspace(workdir, guarded=settings.sandbox != "off")
+    workspace = Workspace(
+        workdir, guarded=settings.sandbox != "off", writable=settings.sandbox != "read-only"
+    )
     registry = ToolRegistry(BUILTIN_TOOLS, ToolContext(workspace, executor, settings))
     session, resumed = open_session(
         store,

@@ -17,7 +17,7 @@ from typing import Any
 from qwen_agent_cli.assemble import assemble, build_executor
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import ConfigError
-from qwen_agent_cli.events import Event, Result
+from qwen_agent_cli.events import ErrorEvent, Event, Result
 from qwen_agent_cli.sandbox import Executor
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.tools.shell import parse_test_counts
@@ -101,6 +101,8 @@ def run_ci(
                 "the working tree has uncommitted changes; commit or stash them first "
                 "(or pass --allow-dirty), so the patch holds only the fix"
             )
+        if job.commit and job.branch:
+            check_branch(repo, job.branch)
         start_commit = repo.head.commit.hexsha
         start_branch = None if repo.head.is_detached else repo.active_branch.name
         settings_for_job = _with_test_cmd(settings, job.test_cmd)
@@ -126,13 +128,14 @@ def run_ci(
         after = run_tests(built.executor, job.test_cmd, workdir, job.test_timeout)
         status = _verdict(Status(loop_result.status), after)
         patch = _diff(repo, start_commit, "--binary")
-        patch += "\n" if patch else ""
-        (job.out_dir / "fix.patch").write_text(patch, encoding="utf-8")
+        (job.out_dir / "fix.patch").write_bytes(patch + b"\n" if patch else b"")
         _export(store, loop_result.session_id, job.out_dir / "session.jsonl")
         committed = None
         if job.commit and status is Status.FIXED and patch:
             branch = job.branch or f"qac/fix-{loop_result.session_id}"
             committed = _commit(repo, branch, job.test_cmd, loop_result.session_id, after)
+            if "error" in committed:
+                yield ErrorEvent(message=f"could not commit the fix: {committed['error']}")
         store.set_status(loop_result.session_id, status.value)
         yield _finish(
             job,
@@ -141,7 +144,7 @@ def run_ci(
             before,
             after,
             loop_result,
-            _diff(repo, start_commit, "--name-only").split(),
+            _changed_files(repo, start_commit),
             committed=committed,
             start_branch=start_branch,
         )
@@ -173,23 +176,51 @@ def _prepare_out_dir(out_dir: Path) -> None:
         raise ConfigError(f"cannot write to the output directory {out_dir}: {exc}") from exc
 
 
-def _diff(repo: Any, start_commit: str, *options: str) -> str:
-    """Every change since the start commit, new files included, without touching the index."""
+PLAIN_DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
+
+
+def _diff(repo: Any, start_commit: str, *options: str) -> bytes:
+    """Every change since the start commit, new files included, as git's own bytes, whatever
+    the user's diff settings; the real index is not touched."""
     with tempfile.TemporaryDirectory() as scratch:
         index = str(Path(scratch) / "index")
         with repo.git.custom_environment(GIT_INDEX_FILE=index):
             repo.git.read_tree(start_commit)
             repo.git.add("-A")
-            diff: str = repo.git.diff("--cached", *options, start_commit)
+            diff: bytes = repo.git(c="core.quotepath=off").diff(
+                "--cached", *PLAIN_DIFF, *options, start_commit, stdout_as_string=False
+            )
     return diff
+
+
+def _changed_files(repo: Any, start_commit: str) -> list[str]:
+    names = _diff(repo, start_commit, "--name-only", "-z")
+    return sorted(n for n in names.decode("utf-8", "surrogateescape").split("\0") if n)
+
+
+def check_branch(repo: Any, branch: str) -> None:
+    """Refuse a bad or taken --branch before any money is spent."""
+    import git
+
+    try:
+        repo.git.check_ref_format("--branch", branch)
+    except git.GitCommandError:
+        raise ConfigError(f"--branch {branch!r} is not a valid branch name") from None
+    if branch in [h.name for h in repo.heads]:
+        raise ConfigError(f"branch {branch!r} already exists; pass another --branch")
 
 
 def _commit(
     repo: Any, branch: str, command: str, session_id: str, after: TestRun
 ) -> dict[str, str]:
-    """Commit the fix on a new branch; the starting branch keeps pointing where it did."""
-    if branch in [h.name for h in repo.heads]:
-        raise ConfigError(f"branch {branch!r} already exists; pass another --branch")
+    """Commit the fix on a new branch; the starting branch keeps pointing where it did. A
+    failure is reported, not raised: the patch and the report are still written."""
+    import git
+
+    try:
+        check_branch(repo, branch)
+    except ConfigError as exc:
+        return {"branch": branch, "error": str(exc)}
     identity = {}
     reader = repo.config_reader()
     if not reader.has_option("user", "name"):
@@ -202,10 +233,13 @@ def _commit(
         f"Made by qwen-agent-cli, session {session_id}.\n"
         f"Verified by running `{command}` after the agent finished.\n"
     )
-    repo.git.checkout("-b", branch)
-    repo.git.add("-A")
-    with repo.git.custom_environment(**identity):
-        repo.git.commit("-m", message)
+    try:
+        repo.git.checkout("-b", branch)
+        repo.git.add("-A")
+        with repo.git.custom_environment(**identity):
+            repo.git.commit("-m", message, "--no-verify")
+    except git.GitCommandError as exc:
+        return {"branch": branch, "error": str(exc.stderr or exc).strip()}
     return {"branch": branch, "commit": repo.head.commit.hexsha}
 
 

@@ -40,6 +40,26 @@ EXIT_BY_STATUS = {
 }
 
 SUBCOMMANDS = frozenset({"run", "ci", "sessions", "config", "doctor", "demo", "repl"})
+VALUE_OPTIONS = frozenset(
+    {
+        "--provider",
+        "--model",
+        "--base-url",
+        "--api-key-env",
+        "--resume",
+        "--sandbox",
+        "--approval",
+        "--max-turns",
+        "--max-cost",
+        "--timeout",
+        "--test-cmd",
+        "--output-format",
+        "--store",
+        "-C",
+        "--map-tokens",
+        "--compact-at",
+    }
+)
 app = typer.Typer(
     name="qac",
     help=(
@@ -49,6 +69,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 sessions_app = typer.Typer(
     help="List, show, export, import and remove stored sessions.", no_args_is_help=True
@@ -173,6 +194,28 @@ def _drive(
     return result
 
 
+def _resumed(
+    store: Any,
+    workdir: Path,
+    flags: dict[str, Any],
+    settings: Settings,
+    resume: str | None,
+    continue_latest: bool,
+) -> tuple[Settings, str | None]:
+    """A resumed session keeps its own provider, model, endpoint and thinking settings unless
+    this command's flags say otherwise, so its requests stay extensions of the stored ones."""
+    from qwen_agent_cli.assemble import session_defaults
+    from qwen_agent_cli.errors import StoreError
+
+    if not (resume or continue_latest):
+        return settings, None
+    info = store.get(resume) if resume else store.latest(str(workdir))
+    if info is None:
+        raise StoreError(f"no earlier session for {workdir} to continue; start one with run")
+    given = {k: v for k, v in flags.items() if v is not None}
+    return _settings(workdir, **{**session_defaults(info), **given}), info.id
+
+
 def _read_prompt(prompt: str) -> str:
     text = sys.stdin.read() if prompt == "-" else prompt
     if not text.strip():
@@ -211,8 +254,7 @@ def run(
     from qwen_agent_cli.assemble import assemble, workdir_of
 
     workdir = workdir_of(directory)
-    settings = _settings(
-        workdir,
+    flags = dict(
         provider=provider,
         model=model,
         base_url=base_url,
@@ -230,18 +272,19 @@ def run(
         map_tokens=map_tokens,
         compact_at=compact_at,
     )
+    settings = _settings(workdir, **flags)
     if resume and continue_:
         raise ConfigError("use either --resume ID or --continue, not both")
     text = _read_prompt(prompt)
     session_store = _open_store(settings)
     try:
+        settings, resume = _resumed(session_store, workdir, flags, settings, resume, continue_)
         built = assemble(
             settings,
             env=os.environ,
             workdir=workdir,
             store=session_store,
             resume=resume,
-            continue_latest=continue_,
         )
         if settings.sandbox == "off":
             _error(built.executor.description)
@@ -371,8 +414,7 @@ def repl(
             "the REPL needs a terminal; for scripts use `qac run PROMPT` (PROMPT - reads stdin)"
         )
     workdir = workdir_of(directory)
-    settings = _settings(
-        workdir,
+    flags = dict(
         provider=provider,
         model=model,
         base_url=base_url,
@@ -389,12 +431,14 @@ def repl(
         map_tokens=map_tokens,
         compact_at=compact_at,
     )
+    settings = _settings(workdir, **flags)
     if resume and continue_:
         raise ConfigError("use either --resume ID or --continue, not both")
     from qwen_agent_cli.ui.repl import run_repl
 
     session_store = _open_store(settings)
     try:
+        settings, resume = _resumed(session_store, workdir, flags, settings, resume, continue_)
         code = run_repl(
             settings,
             env=os.environ,
@@ -402,7 +446,7 @@ def repl(
             store=session_store,
             first_prompt=prompt,
             resume=resume,
-            continue_latest=continue_,
+            continue_latest=False,
         )
     finally:
         session_store.close()
@@ -543,10 +587,9 @@ def sessions_import(
     from qwen_agent_cli.errors import StoreError
 
     try:
-        if file == "-":
-            lines = sys.stdin.read().splitlines()
-        else:
-            lines = Path(file).read_text(encoding="utf-8").splitlines()
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        # Only "\n" ends a record: U+2028 and friends may stand raw inside JSON strings.
+        lines = text.split("\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise StoreError(f"cannot read {file}: {exc}") from exc
     session_store = _open_store(_settings(None, store=store))
@@ -695,6 +738,14 @@ def route(args: list[str]) -> list[str]:
     """`qac [PROMPT] [options]` is the REPL: anything that is not a subcommand goes to it."""
     if args and (args[0] in SUBCOMMANDS or args[0] in ("--help", "-h", "--version")):
         return args
+    leading, index = [], 0
+    while index < len(args) and args[index].startswith("-"):
+        takes_value = args[index] in VALUE_OPTIONS and "=" not in args[index]
+        leading += args[index : index + 1 + takes_value]
+        index += 1 + takes_value
+    if index < len(args) and args[index] in SUBCOMMANDS:
+        # `qac -C dir run x`: options written before the subcommand belong to it.
+        return [args[index], *leading, *args[index + 1 :]]
     return ["repl", *args]
 
 

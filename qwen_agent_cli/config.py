@@ -327,6 +327,10 @@ def _build(values: dict[str, Any], user_profiles: dict[str, dict[str, Any]]) -> 
     if settings.provider not in providers:
         known = ", ".join(sorted(providers))
         raise ConfigError(f"unknown provider {settings.provider!r}; known providers: {known}")
+    if settings.base_url is not None and not settings.base_url.startswith(("http://", "https://")):
+        raise ConfigError(
+            f"base_url must start with http:// or https://, got {settings.base_url!r}"
+        )
     if settings.map_tokens < 0:
         raise ConfigError("map_tokens must be 0 (no map) or more")
     if settings.context_window is not None and settings.context_window < 1000:

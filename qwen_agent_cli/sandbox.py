@@ -213,6 +213,10 @@ class BubblewrapExecutor:
         args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
         args += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
         hidden = list(dict.fromkeys(p.resolve() for p in self.hidden if p.exists()))
+        if workspace in hidden:
+            # Working in the home directory itself: hide its secrets, not the whole workspace.
+            hidden.remove(workspace)
+            hidden += [workspace / name for name in SECRET_HOME_DIRS if (workspace / name).is_dir()]
         hidden = [p for p in hidden if p != Path("/")]
         inside = [p for p in hidden if p.is_relative_to(workspace)]
         # The workspace's parent is shown empty and read-only, so `../x` fails loudly instead of
@@ -375,6 +379,7 @@ class Workspace:
 
     root: Path
     guarded: bool = True
+    writable: bool = True
 
     def resolve(self, path: str, *, write: bool = False) -> Path:
         """Refuse paths outside the workspace (by `..`, absolute, or symlink) and .git writes."""
@@ -393,6 +398,8 @@ class Workspace:
                 f"{path}: refused, {how} outside the workspace; only files under the "
                 "workspace root can be used"
             )
+        if write and not self.writable:
+            raise ToolError(f"{path}: refused, the workspace is read-only (--sandbox read-only)")
         if write and resolved.relative_to(root).parts[:1] == (".git",):
             raise ToolError(f"{path}: refused, the repository's .git directory is read-only")
         return resolved
@@ -404,13 +411,30 @@ class Workspace:
             return str(path)
 
     def write_text(self, path: Path, text: str) -> None:
-        """Write a file atomically so a crash never leaves half a file."""
+        """Write a file atomically (a crash never leaves half a file), through a fresh temporary
+        file that no planted symlink can redirect."""
+        if not self.writable:
+            raise ToolError("the workspace is read-only in this run (--sandbox read-only)")
         path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.qac-tmp")
-        temporary.write_text(text, encoding="utf-8", newline="")
-        if path.exists():
-            temporary.chmod(path.stat().st_mode & 0o7777)
-        temporary.replace(path)
+        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".qac"
+        )
+        try:
+            os.fchmod(handle, mode)
+            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+                out.write(text)
+            Path(temporary).replace(path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def contains(self, path: Path) -> bool:
+        """Whether a path, symlinks followed, lies inside the workspace."""
+        try:
+            return path.resolve().is_relative_to(self.root.resolve())
+        except OSError:
+            return False
 
 
 def _through_symlink(candidate: Path, root: Path) -> bool:

@@ -215,3 +215,66 @@ def test_a_dirty_tree_or_no_repository_is_refused(qac, repo: Path, tmp_path: Pat
     no_repo = qac("ci", "--test-cmd", TEST_CMD, "--provider", "vllm", "-C", str(plain))
     assert no_repo.code == 2
     assert "needs a git repository" in no_repo.stderr
+
+
+def test_the_patch_survives_odd_files_and_user_diff_settings(
+    qac, model_server: ScriptedServer, repo: Path, tmp_path: Path, monkeypatch
+):
+    config = tmp_path / "gitconfig"
+    config.write_text(
+        "[diff]\n\tnoprefix = true\n[color]\n\tui = always\n[core]\n\tquotepath = true\n"
+    )
+    monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(config))
+    model_server.script(
+        FIX,
+        turn(
+            tool_call=(
+                "shell",
+                {
+                    "command": "mkdir -p 'sub dir' && printf 'caf\\xe8\\n' > "
+                    "latin.txt && printf 'd\\xc3\\xa9j\\xc3\\xa0' > "
+                    "'sub dir/café.txt' && printf '\\x00\\x01' > b.bin"
+                },
+            )
+        ),
+        DONE,
+    )
+    out = qac(
+        "ci",
+        "--test-cmd",
+        TEST_CMD,
+        *server_args(model_server),
+        "-C",
+        str(repo),
+        "--output-format",
+        "json",
+    )
+    assert out.code == 0, out.stderr
+    assert out.json()["files_changed"] == ["b.bin", "calc.py", "latin.txt", "sub dir/café.txt"]
+    clone = tmp_path / "clone"
+    git.Repo.clone_from(repo, clone).close()
+    subprocess.run(["git", "apply", str(repo / ".qac-out" / "fix.patch")], cwd=clone, check=True)
+    assert (clone / "latin.txt").read_bytes() == b"caf\xe8\n"
+    assert (clone / "sub dir" / "café.txt").read_text() == "déjà"
+    assert (clone / "b.bin").read_bytes() == b"\x00\x01"
+
+
+def test_a_bad_branch_is_refused_before_any_model_request(
+    qac, model_server: ScriptedServer, repo: Path
+):
+    git.Repo(repo).git.branch("taken")
+    for name in ("bad name..x", "taken"):
+        out = qac(
+            "ci",
+            "--test-cmd",
+            TEST_CMD,
+            "--commit",
+            "--branch",
+            name,
+            *server_args(model_server),
+            "-C",
+            str(repo),
+        )
+        assert out.code == 2, out.stderr
+        assert "--branch" in out.stderr or "already exists" in out.stderr
+    assert model_server.requests == []

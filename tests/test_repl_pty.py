@@ -166,3 +166,40 @@ def test_first_prompt_argument_resume_and_ctrl_d(model_server: ScriptedServer, r
     assert child.exitstatus == 0
     messages = model_server.requests[1]["messages"]
     assert [m["content"] for m in messages if m["role"] == "user"] == ["hello there", "again"]
+
+
+def test_escape_interrupts_and_slash_commands_change_settings(
+    model_server: ScriptedServer, repo: Path
+):
+    model_server.script(
+        turn(thinking="ESCTHOUGHT " * 80, text="never", pieces=80, chunk_delay=0.1),
+        turn(thinking="visible reasoning here", text="after the change", pieces=1),
+    )
+    child = spawn(model_server, repo, "--approval", "auto")
+    child.expect_exact(PROMPT)
+    submit(child, "/help")
+    child.expect_exact("/undo")
+    child.expect_exact(PROMPT)
+    submit(child, "think slowly")
+    child.expect_exact("ESCTHOUGHT")
+    child.send("\x1b")
+    child.expect_exact("interrupted")
+    child.expect_exact(PROMPT)
+    submit(child, "/thinking full")
+    child.expect_exact("thinking: full")
+    child.expect_exact(PROMPT)
+    submit(child, "/model qwen3.6-other")
+    child.expect_exact("model set to qwen3.6-other")
+    child.expect_exact(PROMPT)
+    submit(child, "again")
+    child.expect_exact("visible reasoning here")
+    child.expect_exact("after the change")
+    child.expect_exact(PROMPT)
+    submit(child, "!echo bang-$((6*7))")
+    child.expect_exact("bang-42")
+    child.expect_exact(PROMPT)
+    submit(child, "/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert model_server.requests[1]["model"] == "qwen3.6-other"
+    assert model_server.requests[0]["messages"][-1]["content"] == "think slowly"

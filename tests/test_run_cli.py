@@ -286,3 +286,37 @@ def test_test_cmd_is_run_by_run_tests(qac, model_server: ScriptedServer, repo: P
     )
     result = next(e for e in out.lines() if e["type"] == "tool_result")
     assert str(result["output"]).startswith("tests FAILED (1 failed, 0 passed) running")
+
+
+def test_options_before_the_subcommand_and_short_help(
+    qac, model_server: ScriptedServer, repo: Path
+):
+    model_server.script(turn(text="routed"))
+    out = qac("-C", str(repo), "--provider", "vllm", "--base-url", model_server.url, "run", "x")
+    assert (out.code, out.stdout) == (0, "routed\n")
+    assert qac("-h").stdout.startswith("Usage: qac")
+
+
+def test_resume_keeps_the_sessions_provider_and_model(
+    qac, model_server: ScriptedServer, repo: Path, monkeypatch: pytest.MonkeyPatch
+):
+    model_server.script(turn(thinking="first thought", text="one"))
+    first = qac(
+        "run",
+        "a",
+        *server_args(model_server),
+        "--model",
+        "qwen3.6-27b-local",
+        "-C",
+        str(repo),
+        "--output-format",
+        "json",
+    )
+    model_server.script(turn(text="two"))
+    again = qac("run", "b", "--continue", "-C", str(repo), "--output-format", "json")
+    assert again.code == 0, again.stderr
+    assert again.json()["session_id"] == first.json()["session_id"]
+    second = model_server.requests[1]
+    assert second["model"] == "qwen3.6-27b-local"
+    assert second["chat_template_kwargs"] == {"enable_thinking": True, "preserve_thinking": True}
+    assert second["messages"][2]["reasoning"] == "first thought"

@@ -147,3 +147,23 @@ def test_sessions_cli_list_show_export_import_rm(qac, tmp_path: Path):
     failed = qac("sessions", "import", str(bad))
     assert failed.code == 2
     assert "not a qac session record" in failed.stderr
+
+
+def test_export_import_through_the_cli_keeps_unicode_line_separators(qac, tmp_path: Path):
+    store = SessionStore(tmp_path / "qac-home" / "sessions.db")
+    info = sample_session(store)
+    store.append_message(
+        info.id,
+        Message(
+            role="tool", content="a\u2028b\u2029c\x85d", tool_call_id="call_1", name="read_file"
+        ),
+    )
+    store.close()
+    export_file = tmp_path / "s.jsonl"
+    assert qac("sessions", "export", info.id, "-o", str(export_file)).code == 0
+    fresh = tmp_path / "fresh.db"
+    imported = qac("sessions", "import", str(export_file), "--store", str(fresh))
+    assert imported.code == 0, imported.stderr
+    again = SessionStore(fresh)
+    assert again.messages(info.id)[-1].content == "a\u2028b\u2029c\x85d"
+    again.close()

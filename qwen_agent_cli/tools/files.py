@@ -37,6 +37,8 @@ def _existing_file(ctx: ToolContext, path: str, *, write: bool = False) -> Path:
         raise ToolError(f"{path} is a directory; use list_files to see what it holds")
     if not target.exists():
         raise ToolError(f"{path} does not exist; use list_files or glob to find the right path")
+    if not target.is_file():
+        raise ToolError(f"{path} is not a regular file (a pipe, socket or device)")
     with target.open("rb") as handle:
         if b"\x00" in handle.read(BINARY_SNIFF):
             raise ToolError(f"{path} is a binary file; it cannot be read or edited as text")

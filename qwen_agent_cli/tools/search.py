@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from qwen_agent_cli.errors import ToolError
+from qwen_agent_cli.sandbox import Workspace
 from qwen_agent_cli.tools.base import ToolContext, tool
 from qwen_agent_cli.tools.files import BINARY_SNIFF, SKIP_DIRS
 
@@ -14,11 +15,16 @@ MATCH_LIMIT = 200
 GREP_FILE_LIMIT = 5_000_000
 
 
-def _walk(base: Path) -> list[Path]:
+def _walk(base: Path, workspace: Workspace) -> list[Path]:
+    """Regular files under base that really lie in the workspace: a symlink planted to point
+    out (the shell can make one) is skipped, never followed."""
     paths: list[Path] = []
     for directory, dirs, files in os.walk(base):
         dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS)
-        paths.extend(Path(directory) / name for name in sorted(files))
+        for name in sorted(files):
+            path = Path(directory) / name
+            if workspace.contains(path) and path.is_file():
+                paths.append(path)
     return paths
 
 
@@ -32,10 +38,18 @@ def glob(ctx: ToolContext, pattern: str) -> str:
     root = ctx.workspace.resolve(".")
     if Path(pattern).is_absolute() or ".." in Path(pattern).parts:
         raise ToolError("the pattern must be relative to the workspace root")
+    if not pattern.strip():
+        raise ToolError("the pattern is empty; try `**/*.py`")
+    try:
+        matches = list(root.glob(pattern))
+    except ValueError as exc:
+        raise ToolError(f"bad glob pattern {pattern!r}: {exc}") from None
     found = sorted(
         ctx.workspace.relative(p)
-        for p in root.glob(pattern)
-        if p.is_file() and not (set(p.relative_to(root).parts) & SKIP_DIRS)
+        for p in matches
+        if ctx.workspace.contains(p)
+        and p.is_file()
+        and not (set(p.relative_to(root).parts) & SKIP_DIRS)
     )
     if not found:
         return f"no files match {pattern}"
@@ -65,7 +79,7 @@ def grep(
     except re.error as exc:
         raise ToolError(f"bad regular expression {pattern!r}: {exc}") from None
     base = ctx.workspace.resolve(path)
-    files = [base] if base.is_file() else _walk(base)
+    files = [base] if base.is_file() else _walk(base, ctx.workspace)
     matches: list[str] = []
     for file in files:
         if include and not file.match(include):

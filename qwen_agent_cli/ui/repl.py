@@ -24,7 +24,13 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
 from qwen_agent_cli import compaction, context
 from qwen_agent_cli.approval import ApprovalRequest, Decision
-from qwen_agent_cli.assemble import Assembly, assemble, build_executor, data_dir
+from qwen_agent_cli.assemble import (
+    Assembly,
+    assemble,
+    build_executor,
+    data_dir,
+    session_defaults,
+)
 from qwen_agent_cli.config import APPROVAL_MODES, SANDBOX_MODES, Settings
 from qwen_agent_cli.errors import QacError, ToolError
 from qwen_agent_cli.events import CompactionEvent, Event, Result
@@ -460,6 +466,7 @@ class Repl:
             self.renderer.say("usage: /resume ID (see /sessions)", "yellow")
             return
         info = self.store.get(arg)
+        self.settings = dataclasses.replace(self.settings, **session_defaults(info))
         self.built, self.pending_resume, self.checkpoints = None, info.id, []
         self.agent()
 

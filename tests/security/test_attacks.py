@@ -4,6 +4,7 @@ docs/SECURITY.md lists them with their results."""
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -304,3 +305,86 @@ def test_approval_modes_refuse_without_waiting_on_stdin(
     results = {str(e["name"]): str(e["output"]) for e in out.lines() if e["type"] == "tool_result"}
     assert sorted(n for n, o in results.items() if o.startswith("refused:")) == refused
     assert not results["read_file"].startswith("refused")
+
+
+def test_symlinks_planted_by_the_shell_cannot_leak_or_redirect_writes(
+    qac, model_server: ScriptedServer, repo: Path, tmp_path: Path
+):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOPSECRET-outside\n")
+    victim = tmp_path / "victim.txt"
+    victim.write_text("untouched\n")
+    model_server.script(
+        shell(
+            f"ln -s {secret} leak.txt; ln -s {victim} .notes.md.qac-tmp; "
+            f"ln -s {tmp_path} outdir; mkfifo pipe"
+        ),
+        turn(tool_call=("grep", {"pattern": "TOPSECRET"})),
+        turn(tool_call=("glob", {"pattern": "**/*.txt"})),
+        turn(tool_call=("write_file", {"path": "notes.md", "content": "ESCAPED WRITE"})),
+        turn(tool_call=("read_file", {"path": "pipe"})),
+        turn(text="done"),
+    )
+    out = qac(
+        "run",
+        "x",
+        *server_args(model_server),
+        "-C",
+        str(repo),
+        "--output-format",
+        "stream-json",
+    )
+    assert out.code == 0, out.stderr
+    results = [str(e["output"]) for e in out.lines() if e["type"] == "tool_result"]
+    assert results[0].startswith("exit code 0"), results[0]
+    assert results[1] == "no matches for TOPSECRET"
+    assert "secret" not in results[2]
+    assert "victim" not in results[2]
+    assert results[3] == "created notes.md (1 lines)"
+    assert victim.read_text() == "untouched\n"
+    assert (repo / "notes.md").read_text() == "ESCAPED WRITE"
+    assert "not a regular file" in results[4]
+
+
+def test_read_only_mode_also_stops_the_file_tools(qac, model_server: ScriptedServer, repo: Path):
+    model_server.script(
+        turn(tool_call=("write_file", {"path": "new.txt", "content": "x"})),
+        turn(tool_call=("edit_file", {"path": "calc.py", "old": "//", "new": "/"})),
+        turn(text="ok"),
+    )
+    out = qac(
+        "run",
+        "x",
+        *server_args(model_server),
+        "-C",
+        str(repo),
+        "--sandbox",
+        "read-only",
+        "--output-format",
+        "stream-json",
+    )
+    results = [str(e["output"]) for e in out.lines() if e["type"] == "tool_result"]
+    assert all("the workspace is read-only" in r for r in results), results
+    assert not (repo / "new.txt").exists()
+    assert "//" in (repo / "calc.py").read_text()
+
+
+def test_working_in_the_home_directory_hides_only_its_secrets(tmp_path: Path):
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_rsa").write_text(PRIVATE_KEY)
+    (home / "project.txt").write_text("visible\n")
+    from qwen_agent_cli.sandbox import make_executor
+
+    executor = make_executor(
+        "workspace-write",
+        workspace=home,
+        env={"PATH": os.environ["PATH"]},
+        network=False,
+        hidden=[home],
+    )
+    result = executor.run(
+        "cat project.txt; ls -A .ssh | wc -l; echo made > new.txt", cwd=home, timeout=10
+    )
+    assert result.output.split() == ["visible", "0"]
+    assert (home / "new.txt").read_text() == "made\n"
