@@ -33,13 +33,21 @@ class JsonWriter:
             self.out.flush()
 
 
+STREAM_TYPES = frozenset(
+    {"session", "thinking", "text", "tool_call", "tool_result", "usage", "error", "result"}
+)
+
+
 class StreamJsonWriter:
-    """One object per line as things happen, each with its `type`."""
+    """One object per line as things happen, each with its `type`; only the DESIGN §8 types,
+    so a strict consumer never meets one it does not know."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
 
     def write(self, event: Event) -> None:
+        if event.type not in STREAM_TYPES:
+            return
         data = result_object(event) if isinstance(event, Result) else asdict(event)
         self.out.write(json.dumps(data, ensure_ascii=False) + "\n")
         self.out.flush()
