@@ -10,7 +10,7 @@ import json
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -107,10 +107,21 @@ def run_ci(
         start_branch = None if repo.head.is_detached else repo.active_branch.name
         settings_for_job = _with_test_cmd(settings, job.test_cmd)
         executor = build_executor(settings_for_job, env, workdir)
-        before = run_tests(executor, job.test_cmd, workdir, job.test_timeout)
+        # --timeout bounds the whole job, the test runs included.
+        budget = (started + settings.timeout) if settings.timeout else None
+
+        def test_timeout() -> float:
+            if budget is None:
+                return job.test_timeout
+            return max(min(job.test_timeout, budget - time.monotonic()), 1.0)
+
+        before = run_tests(executor, job.test_cmd, workdir, test_timeout())
         if before.passed:
             yield _finish(job, started, Status.ALREADY_PASSING, before, None, None, [])
             return
+        if budget is not None:
+            left = max(budget - time.monotonic(), 1.0)
+            settings_for_job = replace(settings_for_job, timeout=left)
         built = assemble(settings_for_job, env=env, workdir=workdir, store=store, executor=executor)
         prompt = PROMPT.format(
             command=job.test_cmd,
@@ -125,9 +136,9 @@ def run_ci(
             else:
                 yield event
         assert loop_result is not None
-        after = run_tests(built.executor, job.test_cmd, workdir, job.test_timeout)
+        after = run_tests(built.executor, job.test_cmd, workdir, test_timeout())
         status = _verdict(Status(loop_result.status), after)
-        patch = _diff(repo, start_commit, "--binary")
+        patch, files = _changes(repo, start_commit)
         (job.out_dir / "fix.patch").write_bytes(patch + b"\n" if patch else b"")
         _export(store, loop_result.session_id, job.out_dir / "session.jsonl")
         committed = None
@@ -144,7 +155,7 @@ def run_ci(
             before,
             after,
             loop_result,
-            _changed_files(repo, start_commit),
+            files,
             committed=committed,
             start_branch=start_branch,
         )
@@ -153,8 +164,6 @@ def run_ci(
 
 
 def _with_test_cmd(settings: Settings, command: str) -> Settings:
-    from dataclasses import replace
-
     return replace(settings, test_cmd=command, approval=settings.approval or "auto")
 
 
@@ -162,9 +171,7 @@ def _verdict(loop_status: Status, after: TestRun) -> Status:
     """Only a pass of the command after the loop is `fixed`; budgets keep their own status."""
     if after.passed:
         return Status.FIXED
-    if loop_status in (Status.DONE, Status.STUCK):
-        return Status.NOT_FIXED if loop_status is Status.DONE else Status.STUCK
-    return loop_status
+    return Status.NOT_FIXED if loop_status is Status.DONE else loop_status
 
 
 def _prepare_out_dir(out_dir: Path) -> None:
@@ -179,23 +186,24 @@ def _prepare_out_dir(out_dir: Path) -> None:
 PLAIN_DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
 
 
-def _diff(repo: Any, start_commit: str, *options: str) -> bytes:
-    """Every change since the start commit, new files included, as git's own bytes, whatever
-    the user's diff settings; the real index is not touched."""
-    with tempfile.TemporaryDirectory() as scratch:
-        index = str(Path(scratch) / "index")
-        with repo.git.custom_environment(GIT_INDEX_FILE=index):
-            repo.git.read_tree(start_commit)
-            repo.git.add("-A")
-            diff: bytes = repo.git(c="core.quotepath=off").diff(
-                "--cached", *PLAIN_DIFF, *options, start_commit, stdout_as_string=False
-            )
-    return diff
-
-
-def _changed_files(repo: Any, start_commit: str) -> list[str]:
-    names = _diff(repo, start_commit, "--name-only", "-z")
-    return sorted(n for n in names.decode("utf-8", "surrogateescape").split("\0") if n)
+def _changes(repo: Any, start_commit: str) -> tuple[bytes, list[str]]:
+    """Every change since the start commit, new files included: the patch as git's own bytes
+    (whatever the user's diff settings) and the changed paths. The real index is untouched."""
+    with (
+        tempfile.TemporaryDirectory() as scratch,
+        repo.git.custom_environment(GIT_INDEX_FILE=str(Path(scratch) / "index")),
+    ):
+        repo.git.read_tree(start_commit)
+        repo.git.add("-A")
+        # `repo.git(c=…)` sets options for the next command only, so it is called each time.
+        patch: bytes = repo.git(c="core.quotepath=off").diff(
+            "--cached", *PLAIN_DIFF, "--binary", start_commit, stdout_as_string=False
+        )
+        names: bytes = repo.git(c="core.quotepath=off").diff(
+            "--cached", "--name-only", "-z", start_commit, stdout_as_string=False
+        )
+    listed = names.decode("utf-8", "surrogateescape").split("\0")
+    return patch, sorted(name for name in listed if name)
 
 
 def check_branch(repo: Any, branch: str) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -112,7 +113,7 @@ def test_a_hanging_test_command_is_ended_and_reported(
     qac, model_server: ScriptedServer, repo: Path
 ):
     model_server.script(turn(text="I cannot make it finish."))
-    hang = "sleep 1000 & sleep 1000"
+    hang = "sleep 1018 & sleep 1018"
     out = qac(
         "ci",
         "--test-cmd",
@@ -131,7 +132,7 @@ def test_a_hanging_test_command_is_ended_and_reported(
     assert data["after"]["timed_out"] is True
     assert data["status"] == "not_fixed"
     assert "timed out after 2s" in data["after"]["output_tail"]
-    assert sleepers() == []
+    assert sleepers("1018") == []
 
 
 def test_commit_puts_one_commit_on_a_new_branch(qac, model_server: ScriptedServer, repo: Path):
@@ -278,3 +279,24 @@ def test_a_bad_branch_is_refused_before_any_model_request(
         assert out.code == 2, out.stderr
         assert "--branch" in out.stderr or "already exists" in out.stderr
     assert model_server.requests == []
+
+
+def test_the_timeout_budget_bounds_the_test_runs_too(qac, model_server: ScriptedServer, repo: Path):
+    model_server.script(turn(text="cannot fix a hang"))
+    started = time.monotonic()
+    out = qac(
+        "ci",
+        "--test-cmd",
+        "sleep 1019",
+        "--timeout",
+        "3",
+        *server_args(model_server),
+        "-C",
+        str(repo),
+        "--output-format",
+        "json",
+    )
+    assert out.code == 1
+    assert out.json()["before"]["timed_out"] is True
+    assert time.monotonic() - started < 12
+    assert sleepers("1019") == []
