@@ -235,9 +235,9 @@ def _commit(
         identity = {"GIT_AUTHOR_NAME": "qac", "GIT_COMMITTER_NAME": "qac"}
     if not reader.has_option("user", "email"):
         identity |= {"GIT_AUTHOR_EMAIL": "qac@localhost", "GIT_COMMITTER_EMAIL": "qac@localhost"}
-    counts = ", ".join(f"{v} {k}" for k, v in after.counts.items()) or "passing"
+    counts = ", ".join(f"{v} {k}" for k, v in after.counts.items())
     message = (
-        f"Fix failing tests: `{command}` passes ({counts})\n\n"
+        f"Fix failing tests: `{command}` passes{f' ({counts})' if counts else ''}\n\n"
         f"Made by qwen-agent-cli, session {session_id}.\n"
         f"Verified by running `{command}` after the agent finished.\n"
     )

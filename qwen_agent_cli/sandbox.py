@@ -230,19 +230,22 @@ class BubblewrapExecutor:
             for p in hidden
             if p not in inside and not (shield and p.is_relative_to(parent) and p != parent)
         ]
-        for path in outside:
-            args += ["--tmpfs", str(path)]
+        # Parents before children: a hidden folder inside a toolchain folder is mounted after
+        # it (and stays hidden), a toolchain inside the hidden home after the home's tmpfs.
+        mounts: list[tuple[Path, list[str]]] = [(p, ["--tmpfs", str(p)]) for p in outside]
         for path in _toolchain_paths(self.env.get("PATH", ""), [Path("/tmp"), *outside]):
-            if not path.is_relative_to(workspace):
-                args += ["--ro-bind", str(path), str(path)]
+            if not path.is_relative_to(workspace) and path not in outside:
+                mounts.append((path, ["--ro-bind", str(path), str(path)]))
         if shield and parent not in outside:
-            args += ["--tmpfs", str(parent)]
-        args += ["--bind" if self.writable else "--ro-bind", str(workspace), str(workspace)]
+            mounts.append((parent, ["--tmpfs", str(parent)]))
+        bind = "--bind" if self.writable else "--ro-bind"
+        mounts.append((workspace, [bind, str(workspace), str(workspace)]))
         git_dir = workspace / ".git"
         if git_dir.exists():
-            args += ["--ro-bind", str(git_dir), str(git_dir)]
-        for path in inside:
-            args += ["--tmpfs", str(path)]
+            mounts.append((git_dir, ["--ro-bind", str(git_dir), str(git_dir)]))
+        mounts += [(p, ["--tmpfs", str(p)]) for p in inside]
+        for _, mount in sorted(mounts, key=lambda m: len(m[0].parts)):
+            args += mount
         for path in dict.fromkeys(([parent] if shield else []) + outside):
             args += ["--remount-ro", str(path)]
         args += ["--unshare-all"]
@@ -275,16 +278,26 @@ def _toolchain_paths(path_var: str, hidden: Sequence[Path]) -> list[Path]:
             continue
         if not resolved.is_dir():
             continue
-        for root in hidden:
-            if resolved.is_relative_to(root) and resolved != root:
-                top = root / resolved.relative_to(root).parts[0]
-                if top.name in SECRET_HOME_DIRS:
-                    break
-                keep = top if top.name.startswith(".") or root == Path("/tmp") else resolved
-                if keep not in wanted:
-                    wanted.append(keep)
-                break
+        root = next((r for r in hidden if resolved.is_relative_to(r) and resolved != r), None)
+        if root is None:
+            continue
+        top = root / resolved.relative_to(root).parts[0]
+        if top.name in SECRET_HOME_DIRS:
+            continue
+        for keep in _toolchain_roots(root, top, resolved):
+            if keep.is_dir() and keep not in wanted:
+                wanted.append(keep)
     return wanted
+
+
+def _toolchain_roots(root: Path, top: Path, entry: Path) -> list[Path]:
+    """What to bind for one toolchain entry: a version manager's whole dot-folder (~/.pyenv,
+    ~/.cargo), ~/.local's program folders, or an install prefix (a venv: bin/ and lib/)."""
+    if top.name == ".local":
+        return [top / "bin", top / "lib", top / "share" / "pipx"]
+    if top.name.startswith(".") and root != Path("/tmp"):
+        return [top]
+    return [entry.parent if entry.name == "bin" else entry]
 
 
 def find_bwrap(configured: str = "") -> str | None:

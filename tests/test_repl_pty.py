@@ -11,6 +11,7 @@ import pexpect
 
 from qwen_agent_cli.scripted import ScriptedServer, turn
 from qwen_agent_cli.store import SessionStore
+from tests.security.test_attacks import sleepers
 
 PROMPT = "›"  # noqa: RUF001
 
@@ -203,3 +204,39 @@ def test_escape_interrupts_and_slash_commands_change_settings(
     child.close()
     assert model_server.requests[1]["model"] == "qwen3.6-other"
     assert model_server.requests[0]["messages"][-1]["content"] == "think slowly"
+
+
+def test_problems_keep_the_repl_and_bang_commands_can_be_undone(repo: Path):
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "qwen_agent_cli", "--provider", "dashscope", "-C", str(repo)],
+        env={**os.environ, "TERM": "xterm"},
+        dimensions=(40, 120),
+        encoding="utf-8",
+        timeout=20,
+    )
+    child.expect_exact(PROMPT)
+    submit(child, "hello")
+    child.expect_exact("DASHSCOPE_API_KEY is not set")
+    child.expect_exact(PROMPT)
+    submit(child, "!echo hi > bang.txt")
+    child.expect_exact("exit code 0")
+    child.expect_exact(PROMPT)
+    assert (repo / "bang.txt").exists()
+    submit(child, "/undo")
+    child.expect_exact("restored bang.txt")
+    child.expect_exact(PROMPT)
+    assert not (repo / "bang.txt").exists()
+    submit(child, "!sleep 1020")
+    deadline = time.monotonic() + 10
+    while not sleepers("1020") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.3)
+    child.sendintr()
+    child.expect_exact("interrupted")
+    child.expect_exact(PROMPT)
+    submit(child, "/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert sleepers("1020") == []

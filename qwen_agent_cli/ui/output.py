@@ -90,6 +90,7 @@ class TextWriter:
     def write(self, event: Event) -> None:
         if self.progress is not None:
             self.progress.write(event)
-        if isinstance(event, Result) and event.result:
+        shown = self.progress is not None and self.out.isatty()  # the progress streamed it
+        if isinstance(event, Result) and event.result and not shown:
             self.out.write(event.result.rstrip("\n") + "\n")
             self.out.flush()

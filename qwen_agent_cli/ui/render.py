@@ -83,6 +83,8 @@ class Renderer:
         self.thinking = thinking
         self.live_enabled = console.is_terminal if live is None else live
         self.model = ""
+        self.hint = ""
+        """Told after a folded thinking block (the REPL says how to unfold it)."""
         self._block = ""
         self._buffer: list[str] = []
         self._started = 0.0
@@ -181,9 +183,9 @@ class Renderer:
                 self.console.print()
             else:
                 lines = len(text.strip().splitlines())
+                hint = f"; {self.hint}" if self.hint else ""
                 self.console.print(
-                    f"▸ thought for {time.monotonic() - self._started:.1f}s ({lines} lines; "
-                    "/thinking full to read it)"
+                    f"▸ thought for {time.monotonic() - self._started:.1f}s ({lines} lines{hint})"
                     if self.live_enabled
                     else f"▸ thinking ({lines} lines): {text.strip()}",
                     style="dim italic",

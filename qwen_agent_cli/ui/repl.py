@@ -169,87 +169,109 @@ def attach_files(text: str, workspace: Workspace) -> tuple[str, list[str]]:
     return text + "\n\n" + "\n\n".join(blocks), attached
 
 
+class EscapeWatcher:
+    """While a turn runs, Esc in a real terminal interrupts it like Ctrl-C does. It is stopped,
+    and the terminal given back, whenever a person must type (an approval)."""
+
+    def __init__(self) -> None:
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._saved: list[Any] | None = None
+
+    @contextlib.contextmanager
+    def watching(self) -> Iterator[None]:
+        started = sys.stdin.isatty() and self._start()
+        try:
+            yield
+        finally:
+            if started:
+                self._halt()
+
+    @contextlib.contextmanager
+    def suspended(self) -> Iterator[None]:
+        active = self._thread is not None
+        if active:
+            self._halt()
+        try:
+            yield
+        finally:
+            if active:
+                self._start()
+
+    def _start(self) -> bool:
+        import termios
+        import tty
+
+        fd = sys.stdin.fileno()
+        self._saved = termios.tcgetattr(fd)
+        tty.setcbreak(fd)
+        mode = termios.tcgetattr(fd)
+        mode[3] |= termios.ISIG  # Ctrl-C must raise SIGINT, whatever mode the prompt left
+        termios.tcsetattr(fd, termios.TCSANOW, mode)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._watch, args=(fd,), daemon=True)
+        self._thread.start()
+        return True
+
+    def _halt(self) -> None:
+        import termios
+
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        self._thread = None
+        if self._saved is not None:
+            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)
+
+    def _watch(self, fd: int) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if ready and not self._stop.is_set() and os.read(fd, 1) == b"\x1b":
+                os.kill(os.getpid(), signal.SIGINT)
+
+
 class TerminalApprover:
     """Asks y / n (with a reason) / a (always, this session) / e (edit the command)."""
 
-    def __init__(self, renderer: Renderer, ask: Callable[[str, str], str]) -> None:
+    def __init__(
+        self, renderer: Renderer, ask: Callable[[str, str], str], watcher: EscapeWatcher
+    ) -> None:
         self.renderer = renderer
         self.ask = ask
+        self.watcher = watcher
         self.always: set[str] = set()
-        self.paused = threading.Event()
 
     def approve(self, request: ApprovalRequest) -> Decision:
         key = f"{request.tool}:{request.command}" if request.command else request.tool
         if key in self.always:
             return Decision(True)
-        self.paused.set()
-        try:
-            self.renderer.end_block()
-            if request.command is not None:
-                self.renderer.say(f"{request.tool} wants to run: {request.command}", "bold yellow")
-            else:
-                self.renderer.say(f"{request.tool} wants to {request.summary}", "bold yellow")
-            if request.preview:
-                self.renderer.console.print(diff_renderable(request.preview))
-            while True:
-                answer = self.ask("allow? [y]es [n]o [a]lways [e]dit: ", "").strip().lower()
-                if answer in ("y", "yes"):
-                    return Decision(True)
-                if answer in ("a", "always"):
-                    self.always.add(key)
-                    return Decision(True)
-                if answer in ("n", "no"):
-                    reason = self.ask("reason for the model (optional): ", "").strip()
-                    return Decision(False, f"the user declined{': ' + reason if reason else ''}")
-                if answer in ("e", "edit") and request.command is not None:
-                    edited = self.ask("command: ", request.command).strip()
-                    return Decision(bool(edited), "the user cleared the command", edited)
-        finally:
-            self.paused.clear()
+        with self.watcher.suspended():
+            return self._ask(request, key)
 
-
-class EscapeWatcher:
-    """While a turn runs, Esc in a real terminal interrupts it like Ctrl-C does."""
-
-    def __init__(self, paused: threading.Event) -> None:
-        self.paused = paused
-        self._stop = threading.Event()
-
-    @contextlib.contextmanager
-    def watching(self) -> Iterator[None]:
-        if not sys.stdin.isatty():
-            yield
-            return
-        import termios
-        import tty
-
-        fd = sys.stdin.fileno()
-        saved = termios.tcgetattr(fd)
-        tty.setcbreak(fd)
-        self._stop.clear()
-        thread = threading.Thread(target=self._watch, args=(fd, saved), daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            self._stop.set()
-            thread.join()
-            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-
-    def _watch(self, fd: int, saved: list[Any]) -> None:
-        import termios
-        import tty
-
-        while not self._stop.is_set():
-            if self.paused.is_set():
-                termios.tcsetattr(fd, termios.TCSADRAIN, saved)
-                while self.paused.is_set() and not self._stop.is_set():
-                    self._stop.wait(0.05)
-                tty.setcbreak(fd)
-                continue
-            ready, _, _ = select.select([fd], [], [], 0.05)
-            if ready and not self.paused.is_set() and os.read(fd, 1) == b"\x1b":
-                os.kill(os.getpid(), signal.SIGINT)
+    def _ask(self, request: ApprovalRequest, key: str) -> Decision:
+        self.renderer.end_block()
+        if request.command is not None:
+            self.renderer.say(f"{request.tool} wants to run: {request.command}", "bold yellow")
+        else:
+            self.renderer.say(f"{request.tool} wants to {request.summary}", "bold yellow")
+        if request.preview:
+            self.renderer.console.print(diff_renderable(request.preview))
+        while True:
+            answer = self.ask("allow? [y]es [n]o [a]lways [e]dit: ", "").strip().lower()
+            if answer in ("y", "yes"):
+                return Decision(True)
+            if answer in ("a", "always"):
+                self.always.add(key)
+                return Decision(True)
+            if answer in ("n", "no"):
+                reason = self.ask("reason for the model (optional): ", "").strip()
+                return Decision(False, f"the user declined{': ' + reason if reason else ''}")
+            if answer in ("e", "edit"):
+                if request.command is None:
+                    self.renderer.say("e edits commands only; answer y, n or a", "dim")
+                    continue
+                edited = self.ask("command: ", request.command).strip()
+                return Decision(bool(edited), "the user cleared the command", edited)
 
 
 class Repl:
@@ -272,14 +294,17 @@ class Repl:
         self.workdir = workdir
         self.store = store
         self.renderer = renderer
-        self.approver = TerminalApprover(renderer, ask)
-        self.watcher = EscapeWatcher(self.approver.paused)
+        self.watcher = EscapeWatcher()
+        self.approver = TerminalApprover(renderer, ask, self.watcher)
         self.built: Assembly | None = None
         self.pending_resume = resume
         self.continue_latest = continue_latest
         self.checkpoints: list[str] = []
         self.start_tree: str | None = None
         self.last: Result | None = None
+        self.totals: dict[str, int] = {}
+        self.cost = 0.0
+        self.note = ""
         self._files: list[str] | None = None
 
     # -- session ---------------------------------------------------------------------------
@@ -332,13 +357,13 @@ class Repl:
 
     def toolbar(self) -> str:
         model = self.settings.profile.model
-        if self.last is None:
+        if not self.totals:
             return f" {model} · {self.settings.sandbox} · approval {self.mode()} "
-        usage = self.last.usage
+        prompt, cached = self.totals.get("prompt_tokens", 0), self.totals.get("cached_tokens", 0)
+        share = f" ({cached / prompt:.0%} cached)" if prompt else ""
         return (
-            f" {model} · {usage.get('prompt_tokens') or 0} in / "
-            f"{usage.get('completion_tokens') or 0} out · ${self.last.cost_usd:.4f} · "
-            f"session {self.last.session_id} "
+            f" {model} · {prompt} in{share} / {self.totals.get('completion_tokens', 0)} out · "
+            f"${self.cost:.4f} · session {self.built.agent.session.id if self.built else ''} "
         )
 
     def mode(self) -> str:
@@ -352,23 +377,36 @@ class Repl:
     # -- input -----------------------------------------------------------------------------
 
     def handle(self, line: str) -> bool:
-        """Act on one submitted input; False means leave."""
+        """Act on one submitted input; False means leave. A problem (a missing key, say) is
+        shown, and the prompt comes back."""
         if not line.strip():
             return True
         slash = parse_slash(line)
-        if slash is not None:
-            return self.slash(*slash)
-        if line.startswith("!"):
-            self.bang(line[1:].strip())
-            return True
-        self.turn(line)
+        try:
+            if slash is not None:
+                return self.slash(*slash)
+            if line.startswith("!"):
+                self.bang(line[1:].strip())
+            else:
+                self.turn(line)
+        except QacError as exc:
+            self.renderer.say(str(exc), "red")
         return True
 
     def bang(self, command: str) -> None:
+        """`!command`: run it in the sandbox and show its output (Esc or Ctrl-C stops it)."""
         if not command:
             return
         executor = build_executor(self.settings, self.env, self.workdir)
-        result = executor.run(command, cwd=self.workdir, timeout=self.settings.command_timeout)
+        with self.checkpointed():
+            try:
+                with self.watcher.watching():
+                    result = executor.run(
+                        command, cwd=self.workdir, timeout=self.settings.command_timeout
+                    )
+            except KeyboardInterrupt:
+                self.renderer.say("interrupted", "yellow")
+                return
         self.renderer.say(result.output.rstrip("\n") or "(no output)")
         self.renderer.say(f"exit code {result.exit_code}", "dim")
 
@@ -377,18 +415,27 @@ class Repl:
         message, attached = attach_files(text, workspace)
         if attached:
             self.renderer.say(f"attached {', '.join(attached)}", "dim")
+        if self.note:
+            message, self.note = f"{self.note}\n\n{message}", ""
         built = self.agent()
+        with self.checkpointed(), self.watcher.watching():
+            self._drive(built.agent.run(message))
+
+    @contextlib.contextmanager
+    def checkpointed(self) -> Iterator[None]:
+        """Snapshot the working tree around an action; keep the snapshot if files changed."""
         before = context.snapshot_tree(self.workdir)
         self.start_tree = self.start_tree or before
-        events = built.agent.run(message)
-        with self.watcher.watching():
-            self._drive(events)
-        after = context.snapshot_tree(self.workdir)
-        if before is not None and after != before:
-            ref = f"refs/qac/checkpoints/{built.agent.session.id}/{len(self.checkpoints)}"
-            context.save_checkpoint(self.workdir, before, ref)
-            self.checkpoints.append(before)
-            self._files = None
+        try:
+            yield
+        finally:
+            after = context.snapshot_tree(self.workdir)
+            if before is not None and after != before:
+                owner = self.built.agent.session.id if self.built else "shell"
+                ref = f"refs/qac/checkpoints/{owner}/{len(self.checkpoints)}"
+                context.save_checkpoint(self.workdir, before, ref)
+                self.checkpoints.append(before)
+                self._files = None
 
     def _drive(self, events: Generator[Event, None, None]) -> None:
         """Render events; Ctrl-C or Esc is thrown into the loop so it stores what arrived."""
@@ -408,6 +455,9 @@ class Repl:
                 interrupt = exc
             if isinstance(event, Result):
                 self.last = event
+                for key, value in event.usage.items():
+                    self.totals[key] = self.totals.get(key, 0) + (value or 0)
+                self.cost += event.cost_usd
                 if event.status == "interrupted":
                     self.renderer.say("interrupted; what arrived is stored", "yellow")
 
@@ -453,8 +503,8 @@ class Repl:
 
     def cmd_new(self, _: str) -> None:
         self.built, self.checkpoints, self.last, self.start_tree = None, [], None, None
-        session = self.agent().agent.session
-        self.renderer.say(f"new session {session.id}", "dim")
+        self.totals, self.cost = {}, 0.0
+        self.renderer.say("a new session starts with your next message", "dim")
 
     def cmd_sessions(self, _: str) -> None:
         for info in self.store.list(20):
@@ -468,6 +518,7 @@ class Repl:
         info = self.store.get(arg)
         self.settings = dataclasses.replace(self.settings, **session_defaults(info))
         self.built, self.pending_resume, self.checkpoints = None, info.id, []
+        self.totals, self.cost = {}, 0.0
         self.agent()
 
     def cmd_model(self, arg: str) -> None:
@@ -558,6 +609,11 @@ class Repl:
         restored = context.restore_tree(self.workdir, tree)
         self._files = None
         self.renderer.say(f"restored {', '.join(restored) or 'nothing'} to before the last turn")
+        if restored:
+            self.note = (
+                "[The user ran /undo: the file changes of the last turn were reverted "
+                f"({', '.join(restored)}). Those files are back as they were before it.]"
+            )
 
     def cmd_compact(self, _: str) -> None:
         if self.built is None:
@@ -597,6 +653,7 @@ def run_repl(
     from rich.console import Console
 
     renderer = Renderer(Console(highlight=False))
+    renderer.hint = "/thinking full to read it"
     history_dir = data_dir(env)
     try:
         history_dir.mkdir(parents=True, exist_ok=True)

@@ -389,3 +389,30 @@ def test_working_in_the_home_directory_hides_only_its_secrets(tmp_path: Path):
     )
     assert result.output.split() == ["visible", "0"]
     assert (home / "new.txt").read_text() == "made\n"
+
+
+def test_a_toolchain_beside_the_hidden_store_runs_and_the_store_stays_hidden(tmp_path: Path):
+    from qwen_agent_cli.sandbox import make_executor
+
+    prefix = tmp_path / "tools" / "venv"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "lib").mkdir()
+    (prefix / "lib" / "data.txt").write_text("library data\n")
+    tool = prefix / "bin" / "mytool"
+    tool.write_text(f"#!/bin/sh\ncat {prefix}/lib/data.txt\n")
+    tool.chmod(0o755)
+    store = tmp_path / "tools" / "qac-home"
+    store.mkdir()
+    (store / "sessions.db").write_text("SECRET-STORE")
+    workspace = tmp_path / "work" / "repo"
+    workspace.mkdir(parents=True)
+    executor = make_executor(
+        "workspace-write",
+        workspace=workspace,
+        network=False,
+        hidden=[store],
+        env={"PATH": f"{prefix / 'bin'}:/usr/bin:/bin"},
+    )
+    result = executor.run(f"mytool; cat {store}/sessions.db", cwd=workspace, timeout=10)
+    assert result.output.startswith("library data\n"), result.output
+    assert "SECRET-STORE" not in result.output
