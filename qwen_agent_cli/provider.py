@@ -153,10 +153,6 @@ class _Accumulator:
         )
 
 
-class StreamCutError(Exception):
-    """The stream ended without a finish reason: never stored, always retried."""
-
-
 class Provider:
     """One model endpoint. `stream` yields Thinking/Text events and returns the final Message."""
 
