@@ -101,6 +101,7 @@ class Agent:
         stalls = Stalls(self.budgets.stuck_warn_after, self.budgets.stuck_stop_after)
         changed: set[str] = set()
         system = system_message(session)
+        base = compaction.estimate(system) + compaction.estimate(json.dumps(list(session.tools)))
         yield Session(
             session_id=session.id,
             model=self.model.model,
@@ -112,7 +113,7 @@ class Agent:
                 status = self._budget_status(turns, usage, deadline)
                 if status is not Status.DONE:
                     break
-                if self.compactor and self.compactor.due(self._base_tokens(), messages):
+                if self.compactor and self.compactor.due(base, messages):
                     messages, spent = yield from self.compact(messages, deadline)
                     usage += spent
                 reply = yield from self.model.stream(
@@ -180,11 +181,6 @@ class Agent:
         if deadline is not None and self.clock() >= deadline:
             return Status.TIMEOUT
         return Status.DONE
-
-    def _base_tokens(self) -> int:
-        return compaction.estimate(system_message(self.session)) + compaction.estimate(
-            json.dumps(list(self.session.tools))
-        )
 
     def compact(
         self, messages: list[Message], deadline: float | None = None
