@@ -222,9 +222,12 @@ class BubblewrapExecutor:
         # The workspace's parent is shown empty and read-only, so `../x` fails loudly instead of
         # landing in a scratch tmpfs, and the workspace's siblings stay out of sight.
         parent = workspace.parent
-        shield = parent != Path("/tmp") and any(
+        under_hidden = any(
             parent.is_relative_to(root) for root in (Path("/tmp"), *hidden) if root not in inside
         )
+        # A workspace inside a repository sees the rest of it read-only (git, imports work).
+        repository = next((d for d in workspace.parents if (d / ".git").exists()), None)
+        shield = parent != Path("/tmp") and under_hidden and repository is None
         outside = [
             p
             for p in hidden
@@ -238,6 +241,8 @@ class BubblewrapExecutor:
                 mounts.append((path, ["--ro-bind", str(path), str(path)]))
         if shield and parent not in outside:
             mounts.append((parent, ["--tmpfs", str(parent)]))
+        if repository is not None and under_hidden:
+            mounts.append((repository, ["--ro-bind", str(repository), str(repository)]))
         bind = "--bind" if self.writable else "--ro-bind"
         mounts.append((workspace, [bind, str(workspace), str(workspace)]))
         git_dir = workspace / ".git"

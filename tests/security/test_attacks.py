@@ -416,3 +416,28 @@ def test_a_toolchain_beside_the_hidden_store_runs_and_the_store_stays_hidden(tmp
     result = executor.run(f"mytool; cat {store}/sessions.db", cwd=workspace, timeout=10)
     assert result.output.startswith("library data\n"), result.output
     assert "SECRET-STORE" not in result.output
+
+
+def test_a_workspace_inside_a_repository_sees_the_rest_read_only(tmp_path: Path, repo: Path):
+    from qwen_agent_cli.sandbox import make_executor
+
+    sub = repo / "pkg"
+    sub.mkdir()
+    executor = make_executor(
+        "workspace-write",
+        workspace=sub,
+        env={"PATH": os.environ["PATH"]},
+        network=False,
+        hidden=[tmp_path / "qac-home"],
+    )
+    result = executor.run(
+        "git status --short >/dev/null && echo git-ok; cat ../calc.py | head -1; "
+        "echo x > ../outside.txt; echo y > inside.txt",
+        cwd=sub,
+        timeout=10,
+    )
+    assert "git-ok" in result.output
+    assert "def average(values):" in result.output
+    assert "Read-only file system" in result.output
+    assert (sub / "inside.txt").read_text() == "y\n"
+    assert not (repo / "outside.txt").exists()
