@@ -312,38 +312,31 @@ class Repl:
     def agent(self) -> Assembly:
         """The assembled agent, built on first use so the prompt appears at once."""
         if self.built is None:
-            self.built = assemble(
-                self.settings,
-                env=self.env,
-                workdir=self.workdir,
-                store=self.store,
-                resume=self.pending_resume,
-                continue_latest=self.continue_latest,
-                approver=self.approver,
-                default_approval="ask",
-            )
-            self.pending_resume, self.continue_latest = None, False
+            self.built = self._assemble()
             if self.built.resumed:
                 self.show_history(self.built.agent.session.id)
         return self.built
+
+    def _assemble(self) -> Assembly:
+        built = assemble(
+            self.settings,
+            env=self.env,
+            workdir=self.workdir,
+            store=self.store,
+            resume=self.pending_resume,
+            continue_latest=self.continue_latest,
+            approver=self.approver,
+            default_approval="ask",
+        )
+        self.pending_resume, self.continue_latest = None, False
+        return built
 
     def rebuild(self, **changes: Any) -> None:
         """Apply a setting change and reopen the same session with it."""
         self.settings = dataclasses.replace(self.settings, **changes)
         if self.built is not None:
-            session_id = self.built.agent.session.id
-            self.built = None
-            self.pending_resume = session_id
-            self.built = assemble(
-                self.settings,
-                env=self.env,
-                workdir=self.workdir,
-                store=self.store,
-                resume=session_id,
-                approver=self.approver,
-                default_approval="ask",
-            )
-            self.pending_resume = None
+            self.pending_resume = self.built.agent.session.id
+            self.built = self._assemble()
 
     def show_history(self, session_id: str) -> None:
         messages = self.store.messages(session_id)
