@@ -88,16 +88,23 @@ class SessionStore:
         self._db.close()
 
     def _migrate(self) -> None:
+        version = self._version()
+        if version == len(MIGRATIONS):
+            return
+        with self._transaction():
+            # Read again under the write lock: another process may have migrated meanwhile.
+            for number in range(self._version(), len(MIGRATIONS)):
+                MIGRATIONS[number](self._db)
+                self._db.execute(f"PRAGMA user_version = {number + 1}")
+
+    def _version(self) -> int:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
         if version > len(MIGRATIONS):
             raise StoreError(
                 f"the session store {self.path} was written by a newer qac (schema {version}); "
                 "upgrade qac"
             )
-        for number in range(version, len(MIGRATIONS)):
-            with self._transaction():
-                MIGRATIONS[number](self._db)
-                self._db.execute(f"PRAGMA user_version = {number + 1}")
+        return version
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db, self.path)

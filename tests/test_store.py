@@ -167,3 +167,25 @@ def test_export_import_through_the_cli_keeps_unicode_line_separators(qac, tmp_pa
     again = SessionStore(fresh)
     assert again.messages(info.id)[-1].content == "a\u2028b\u2029c\x85d"
     again.close()
+
+
+def test_many_processes_opening_a_new_store_at_once(tmp_path: Path):
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from pathlib import Path; from qwen_agent_cli.store import SessionStore;"
+        " SessionStore(Path(sys.argv[1])).close()"
+    )
+    for attempt in range(5):
+        path = tmp_path / f"race-{attempt}.db"
+        procs = [
+            subprocess.Popen(
+                [sys.executable, "-c", code, str(path)], stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(6)
+        ]
+        errors = [p.communicate(timeout=30)[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 6, errors
+        with sqlite3.connect(path) as db:
+            assert db.execute("PRAGMA user_version").fetchone() == (1,)
