@@ -183,13 +183,17 @@ class Agent:
         return Status.DONE
 
     def compact(
-        self, messages: list[Message], deadline: float | None = None
+        self, messages: list[Message], deadline: float | None = None, *, force: bool = False
     ) -> Generator[Event, None, tuple[list[Message], Usage]]:
         """Ask for a summary, then open a new segment: summary + task + recent turns. Does
-        nothing when every turn would be kept anyway."""
+        nothing when every turn would be kept anyway, unless asked to (then only the last
+        turn is kept)."""
         assert self.compactor is not None
         history = list(messages)
         recent = self.compactor.recent(history, count_tokens)
+        if force and len(recent) >= len(history) - 1:
+            last_user = max((i for i, m in enumerate(history) if m.role == "user"), default=0)
+            recent = history[last_user:]
         if len(recent) >= len(history) - 1:
             return messages, Usage()
         self._append(messages, Message(role="user", content=compaction.INSTRUCTION))

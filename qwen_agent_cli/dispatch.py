@@ -32,6 +32,8 @@ class Dispatcher:
             if not found.read_only and "path" in args
             else json.dumps(args, ensure_ascii=False)[:500]
         )
+        if not self.registry.ctx.workspace.writable and call.name in ("write_file", "edit_file"):
+            return self.registry.invoke(found, call, args)  # refused by the tool; no question
         request = ApprovalRequest(call.name, summary, command, found.read_only)
         if self.policy.needs_asking(request):
             request = replace(request, preview=self.registry.preview(call.name, args))

@@ -240,3 +240,32 @@ def test_problems_keep_the_repl_and_bang_commands_can_be_undone(repo: Path):
     child.close()
     assert child.exitstatus == 0
     assert sleepers("1020") == []
+
+
+def test_compact_on_demand_keeps_the_last_turn(model_server: ScriptedServer, repo: Path):
+    model_server.script(
+        turn(thinking="r1", text="ONE"),
+        turn(thinking="r2", text="TWO"),
+        turn(text="SUMMARY-X: asked twice"),
+        turn(text="AFTER", reset_prefix=True),
+    )
+    child = spawn(model_server, repo, "--approval", "auto")
+    child.expect_exact(PROMPT)
+    for prompt, answer in (("first", "ONE"), ("second", "TWO")):
+        submit(child, prompt)
+        child.expect_exact(answer)
+        child.expect_exact(PROMPT)
+    submit(child, "/compact")
+    child.expect_exact("context compacted")
+    child.expect_exact(PROMPT)
+    submit(child, "third")
+    child.expect_exact("AFTER")
+    child.expect_exact(PROMPT)
+    submit(child, "/exit")
+    child.expect(pexpect.EOF)
+    child.close()
+    messages = model_server.requests[3]["messages"]
+    assert "Original task:\nfirst" in messages[1]["content"]
+    assert "SUMMARY-X" in messages[1]["content"]
+    assert [m["content"] for m in messages[2:]] == ["second", "TWO", "third"]
+    assert messages[3]["reasoning"] == "r2"

@@ -617,13 +617,13 @@ class Repl:
         seen: list[Event] = []
 
         def events() -> Generator[Event, None, None]:
-            for event in _forward(agent.compact(messages)):
+            for event in _forward(agent.compact(messages, force=True)):
                 seen.append(event)
                 yield event
 
         self._drive(events())
         if not any(isinstance(e, CompactionEvent) for e in seen):
-            self.renderer.say("nothing to compact: every turn fits the recent-turns budget")
+            self.renderer.say("nothing to compact: the session has only one turn")
 
 
 def _forward(generator: Generator[Event, None, Any]) -> Generator[Event, None, None]:

@@ -361,6 +361,8 @@ def test_read_only_mode_also_stops_the_file_tools(qac, model_server: ScriptedSer
         str(repo),
         "--sandbox",
         "read-only",
+        "--approval",
+        "ask",
         "--output-format",
         "stream-json",
     )
