@@ -17,6 +17,7 @@ import typer
 from qwen_agent_cli import __version__
 from qwen_agent_cli.config import (
     PROJECT_CONFIG,
+    SETTING_NAMES,
     STARTER_CONFIG,
     Settings,
     load_settings,
@@ -130,6 +131,12 @@ def _settings(directory: Path | None, **flags: Any) -> Settings:
     )
 
 
+def _setting_flags(parameters: dict[str, Any]) -> dict[str, Any]:
+    """A command's parameters that are settings: options are named after Settings fields, so
+    the flag layer is derived from the signature and cannot drift from it."""
+    return {name: value for name, value in parameters.items() if name in SETTING_NAMES}
+
+
 def _open_store(settings: Settings) -> Any:
     from qwen_agent_cli.assemble import store_path
     from qwen_agent_cli.store import SessionStore
@@ -207,6 +214,8 @@ def _resumed(
     from qwen_agent_cli.assemble import session_defaults
     from qwen_agent_cli.errors import StoreError
 
+    if resume and continue_latest:
+        raise ConfigError("use either --resume ID or --continue, not both")
     if not (resume or continue_latest):
         return settings, None
     info = store.get(resume) if resume else store.latest(str(workdir))
@@ -254,27 +263,8 @@ def run(
     from qwen_agent_cli.assemble import assemble, workdir_of
 
     workdir = workdir_of(directory)
-    flags = dict(
-        provider=provider,
-        model=model,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        thinking=thinking,
-        preserve_thinking=preserve_thinking,
-        sandbox=sandbox,
-        approval=approval,
-        max_turns=max_turns,
-        max_cost=max_cost,
-        timeout=timeout,
-        test_cmd=test_cmd,
-        output_format=output_format,
-        store=store,
-        map_tokens=map_tokens,
-        compact_at=compact_at,
-    )
+    flags = _setting_flags(locals())
     settings = _settings(workdir, **flags)
-    if resume and continue_:
-        raise ConfigError("use either --resume ID or --continue, not both")
     text = _read_prompt(prompt)
     session_store = _open_store(settings)
     try:
@@ -339,24 +329,7 @@ def ci(
     from qwen_agent_cli.ci import CiJob, run_ci
 
     workdir = workdir_of(directory)
-    settings = _settings(
-        workdir,
-        provider=provider,
-        model=model,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        thinking=thinking,
-        preserve_thinking=preserve_thinking,
-        sandbox=sandbox,
-        approval=approval,
-        max_turns=max_turns,
-        max_cost=max_cost,
-        timeout=timeout,
-        output_format=output_format,
-        store=store,
-        map_tokens=map_tokens,
-        compact_at=compact_at,
-    )
+    settings = _settings(workdir, **_setting_flags(locals()))
     if issue and prompt:
         raise ConfigError("use either --issue FILE or --prompt TEXT, not both")
     issue_text = prompt or ""
@@ -414,26 +387,8 @@ def repl(
             "the REPL needs a terminal; for scripts use `qac run PROMPT` (PROMPT - reads stdin)"
         )
     workdir = workdir_of(directory)
-    flags = dict(
-        provider=provider,
-        model=model,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        thinking=thinking,
-        preserve_thinking=preserve_thinking,
-        sandbox=sandbox,
-        approval=approval,
-        max_turns=max_turns,
-        max_cost=max_cost,
-        timeout=timeout,
-        test_cmd=test_cmd,
-        store=store,
-        map_tokens=map_tokens,
-        compact_at=compact_at,
-    )
+    flags = _setting_flags(locals())
     settings = _settings(workdir, **flags)
-    if resume and continue_:
-        raise ConfigError("use either --resume ID or --continue, not both")
     from qwen_agent_cli.ui.repl import run_repl
 
     session_store = _open_store(settings)
@@ -685,15 +640,7 @@ def doctor(
     from qwen_agent_cli.doctor import run_checks
 
     workdir = workdir_of(directory)
-    settings = _settings(
-        workdir,
-        provider=provider,
-        model=model,
-        base_url=base_url,
-        api_key_env=api_key_env,
-        sandbox=sandbox,
-        store=store,
-    )
+    settings = _settings(workdir, **_setting_flags(locals()))
     failures = 0
     for check in run_checks(settings, env=os.environ, workdir=workdir, probe=probe):
         failures += not check.ok

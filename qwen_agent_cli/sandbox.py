@@ -40,6 +40,7 @@ SECRET_HOME_DIRS = (
     ".password-store",
 )
 SANDBOX_HOME = "/tmp/home"
+BASE_MOUNTS = ("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc")
 SHELL = "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh"
 
 
@@ -210,7 +211,7 @@ class BubblewrapExecutor:
     def argv(self, command: str, cwd: Path) -> list[str]:
         """The full bwrap command line; public so tests and `qac doctor` can show it."""
         workspace = self.workspace.resolve()
-        args = [self.bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        args = [self.bwrap, *BASE_MOUNTS]
         args += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
         hidden = list(dict.fromkeys(p.resolve() for p in self.hidden if p.exists()))
         if workspace in hidden:
@@ -326,20 +327,7 @@ def preflight(bwrap: str | None) -> str | None:
         )
     try:
         probe = subprocess.run(
-            [
-                bwrap,
-                "--ro-bind",
-                "/",
-                "/",
-                "--dev",
-                "/dev",
-                "--proc",
-                "/proc",
-                "--unshare-all",
-                "--die-with-parent",
-                "--",
-                "/bin/true",
-            ],
+            [bwrap, *BASE_MOUNTS, "--unshare-all", "--die-with-parent", "--", "/bin/true"],
             capture_output=True,
             timeout=20,
             check=False,
