@@ -133,5 +133,16 @@ def run_process(
     return Outcome(proc.returncode, proc.stdout, proc.stderr)
 
 
+def spawn_qac(*args: str, stderr: int = subprocess.PIPE) -> subprocess.Popen[str]:
+    """Start `python -m qwen_agent_cli ARGS` as a real process with its output piped, for tests
+    that signal or kill it midway."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "qwen_agent_cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
+    )
+
+
 def server_args(server: ScriptedServer, provider: str = "vllm") -> list[str]:
     return ["--provider", provider, "--base-url", server.url]

@@ -6,8 +6,6 @@ import json
 import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 
 from qwen_agent_cli.scripted import ScriptedServer, turn
 from qwen_agent_cli.store import SessionStore
-from tests.conftest import run_process, server_args
+from tests.conftest import run_process, server_args, spawn_qac
 
 APPEND = ("shell", {"command": "echo ran >> log.txt"})
 
@@ -73,22 +71,8 @@ def test_kill_9_during_a_response_keeps_every_completed_message(
         turn(thinking="second look", tool_call=("read_file", {"path": "test_calc.py"})),
         turn(thinking=slow, text="never finished", pieces=40, chunk_delay=0.25),
     )
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qwen_agent_cli",
-            "run",
-            "fix",
-            *server_args(model_server),
-            "-C",
-            str(repo),
-            "--output-format",
-            "stream-json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = spawn_qac(
+        "run", "fix", *server_args(model_server), "-C", str(repo), "--output-format", "stream-json"
     )
     assert proc.stdout is not None
     session_id = str(json.loads(proc.stdout.readline())["session_id"])
@@ -176,22 +160,8 @@ def test_ctrl_c_stores_what_arrived_marked_interrupted_and_exits_130(
     model_server: ScriptedServer, repo: Path
 ):
     model_server.script(turn(thinking="partial thought " * 30, pieces=30, chunk_delay=0.2))
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qwen_agent_cli",
-            "run",
-            "x",
-            *server_args(model_server),
-            "-C",
-            str(repo),
-            "--output-format",
-            "stream-json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = spawn_qac(
+        "run", "x", *server_args(model_server), "-C", str(repo), "--output-format", "stream-json"
     )
     assert proc.stdout is not None
     session_id = str(json.loads(proc.stdout.readline())["session_id"])

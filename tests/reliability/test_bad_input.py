@@ -25,7 +25,7 @@ from qwen_agent_cli.sandbox import find_bwrap
 from qwen_agent_cli.scripted import ScriptedServer, turn
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.types import SessionInfo
-from tests.conftest import server_args
+from tests.conftest import server_args, spawn_qac
 
 
 @dataclass
@@ -403,22 +403,8 @@ def test_file_tool_mistakes_go_back_to_the_model(qac, model_server: ScriptedServ
 
 
 def spawn_run(server: ScriptedServer, repo: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qwen_agent_cli",
-            "run",
-            "x",
-            *server_args(server),
-            "-C",
-            str(repo),
-            "--output-format",
-            "stream-json",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    return spawn_qac(
+        "run", "x", *server_args(server), "-C", str(repo), "--output-format", "stream-json"
     )
 
 

@@ -10,13 +10,12 @@ import select
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from qwen_agent_cli.scripted import ScriptedServer, turn
 from qwen_agent_cli.store import SessionStore
-from tests.conftest import server_args
+from tests.conftest import server_args, spawn_qac
 
 KILLS = 50
 STEPS = 8
@@ -36,22 +35,15 @@ def script() -> list[dict[str, object]]:
 
 
 def start(server: ScriptedServer, repo: Path) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "qwen_agent_cli",
-            "run",
-            "work",
-            *server_args(server),
-            "-C",
-            str(repo),
-            "--output-format",
-            "stream-json",
-        ],
-        stdout=subprocess.PIPE,
+    return spawn_qac(
+        "run",
+        "work",
+        *server_args(server),
+        "-C",
+        str(repo),
+        "--output-format",
+        "stream-json",
         stderr=subprocess.DEVNULL,
-        text=True,
     )
 
 
@@ -131,43 +123,27 @@ def test_two_processes_writing_one_store_at_once(repo: Path, tmp_path: Path):
         ScriptedServer([*steps, turn(text="a done")]) as first_server,
         ScriptedServer([*steps, turn(text="b done")]) as second_server,
     ):
-        first = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "qwen_agent_cli",
-                "run",
-                "a",
-                *server_args(first_server),
-                "-C",
-                str(repo),
-                "--max-turns",
-                "20",
-                "--output-format",
-                "json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        first = spawn_qac(
+            "run",
+            "a",
+            *server_args(first_server),
+            "-C",
+            str(repo),
+            "--max-turns",
+            "20",
+            "--output-format",
+            "json",
         )
-        second = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "qwen_agent_cli",
-                "run",
-                "b",
-                *server_args(second_server),
-                "-C",
-                str(repo),
-                "--max-turns",
-                "20",
-                "--output-format",
-                "json",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        second = spawn_qac(
+            "run",
+            "b",
+            *server_args(second_server),
+            "-C",
+            str(repo),
+            "--max-turns",
+            "20",
+            "--output-format",
+            "json",
         )
         outputs = [first.communicate(timeout=60), second.communicate(timeout=60)]
     assert (first.returncode, second.returncode) == (0, 0), outputs
