@@ -418,9 +418,8 @@ class Workspace:
 
     def write_text(self, path: Path, text: str) -> None:
         """Write a file atomically (a crash never leaves half a file), through a fresh temporary
-        file that no planted symlink can redirect."""
-        if not self.writable:
-            raise ToolError("the workspace is read-only in this run (--sandbox read-only)")
+        file that no planted symlink can redirect. Callers get `path` from resolve(write=True),
+        which enforces the guard and read-only mode."""
         path.parent.mkdir(parents=True, exist_ok=True)
         mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
         handle, temporary = tempfile.mkstemp(
