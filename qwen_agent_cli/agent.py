@@ -10,7 +10,6 @@ import json
 import time
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Protocol
 
 from qwen_agent_cli import compaction, context
@@ -27,6 +26,7 @@ from qwen_agent_cli.events import (
     ToolResultEvent,
     UsageEvent,
 )
+from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.stalls import MAX_NUDGES, MISPLACED_CALL, Stalls, misplaced_call
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.tokens import count_tokens
@@ -74,7 +74,7 @@ class Agent:
         session: SessionInfo,
         dispatcher: Dispatcher,
         budgets: Budgets,
-        workdir: Path,
+        repository: Repository | None,
         compactor: Compactor | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -84,7 +84,7 @@ class Agent:
         self.dispatcher = dispatcher
         self.budgets = budgets
         self.compactor = compactor
-        self.workdir = workdir
+        self.repository = repository
         self.clock = clock
 
     def run(self, prompt: str, *, resumed: bool = False) -> Generator[Event, None, None]:
@@ -92,7 +92,7 @@ class Agent:
         started = self.clock()
         deadline = started + self.budgets.timeout if self.budgets.timeout else None
         session = self.session
-        before = context.file_fingerprints(self.workdir)
+        before = context.file_fingerprints(self.repository)
         messages = compaction.active(self.store.messages(session.id))
         for dangling in _unanswered_calls(messages):
             self._append(messages, dangling)
@@ -161,7 +161,7 @@ class Agent:
         except KeyboardInterrupt:
             status = Status.INTERRUPTED
         self.store.set_status(session.id, status.value)
-        changed.update(context.changed_since(self.workdir, before))
+        changed.update(context.changed_since(self.repository, before))
         yield Result(
             session_id=session.id,
             status=status.value,

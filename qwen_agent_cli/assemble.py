@@ -7,7 +7,7 @@ Takes the environment as an argument; never reads the process environment itself
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -20,12 +20,15 @@ from qwen_agent_cli.compaction import Compactor
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.dispatch import Dispatcher
 from qwen_agent_cli.errors import ConfigError, StoreError
+from qwen_agent_cli.guard import homes, secret_paths
 from qwen_agent_cli.provider import Provider, RetryPolicy
-from qwen_agent_cli.sandbox import Executor, Workspace, make_executor, scrubbed_env
+from qwen_agent_cli.repository import Repository
+from qwen_agent_cli.sandbox import Executor, make_executor, scrubbed_env
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.tokens import estimate_tokens
 from qwen_agent_cli.tools import BUILTIN_TOOLS, ToolContext, ToolRegistry
 from qwen_agent_cli.types import SessionInfo
+from qwen_agent_cli.workspace import Workspace
 
 DATA_DIR_NAME = "qac"
 
@@ -50,7 +53,9 @@ def user_config_file(env: Mapping[str, str]) -> Path:
 
 def map_cache_dir(env: Mapping[str, str], workdir: Path) -> Path:
     """One repository-map cache per repository, under the data directory."""
-    key = hashlib.sha1(str(context.repo_state(workdir).root).encode()).hexdigest()[:16]
+    repository = Repository.find(workdir)
+    root = repository.root if repository is not None else workdir.resolve()
+    key = hashlib.sha1(str(root).encode()).hexdigest()[:16]
     return data_dir(env) / "repomap" / key
 
 
@@ -89,20 +94,44 @@ def workdir_of(directory: str | None) -> Path:
     return path.resolve()
 
 
-def build_executor(settings: Settings, env: Mapping[str, str], workdir: Path) -> Executor:
+def private_paths(settings: Settings, env: Mapping[str, str]) -> list[Path]:
+    """What no tool and no sandboxed command may see: the homes' credentials, qac's data and
+    config directories and the store. One list for the file tools and the sandbox."""
+    paths = secret_paths(homes(env))
+    paths += [data_dir(env), user_config_file(env).parent]
+    if settings.store:
+        paths.append(Path(settings.store).expanduser().resolve().parent)
+    return paths
+
+
+def build_executor(
+    settings: Settings, env: Mapping[str, str], workdir: Path, *, masked: Sequence[Path] = ()
+) -> Executor:
+    """The executor for this run; `masked` adds paths hidden from it (a job's output)."""
     profile = settings.profile
     secret = (*settings.sandbox_secret_env, *([profile.key_env] if profile.key_env else ()))
-    hidden = [Path(env.get("HOME") or Path.home()), data_dir(env), user_config_file(env).parent]
-    if settings.store:
-        hidden.append(Path(settings.store).expanduser().resolve().parent)
     clean = scrubbed_env(env, extra_allowed=settings.sandbox_env, secret=secret, home="")
     return make_executor(
         settings.sandbox,
         workspace=workdir,
         env=clean,
         network=settings.sandbox_network,
-        hidden=hidden,
+        masked=[*private_paths(settings, env), *masked],
+        homes=homes(env),
         bwrap_path=settings.sandbox_bwrap,
+    )
+
+
+def build_workspace(
+    settings: Settings, env: Mapping[str, str], workdir: Path, *, protected: Sequence[Path] = ()
+) -> Workspace:
+    """The file tools' guard, with the same secrets the sandbox hides."""
+    return Workspace(
+        workdir,
+        guarded=settings.sandbox != "off",
+        writable=settings.sandbox != "read-only",
+        secrets=tuple(private_paths(settings, env)),
+        protected=tuple(protected),
     )
 
 
@@ -120,6 +149,8 @@ class Assembly:
     agent: Agent
     resumed: bool
     executor: Executor
+    repository: Repository | None
+    """The repository found before the run: the only one qac's own git calls touch."""
 
 
 def open_session(
@@ -128,6 +159,7 @@ def open_session(
     workdir: Path,
     registry: ToolRegistry,
     *,
+    repository: Repository | None,
     resume: str | None,
     continue_latest: bool,
     map_cache: Path | None = None,
@@ -142,7 +174,11 @@ def open_session(
         return latest, True
     profile = settings.profile
     taken = context.snapshot(
-        workdir, map_tokens=settings.map_tokens, map_cache=map_cache, count_tokens=estimate_tokens
+        workdir,
+        repository,
+        map_tokens=settings.map_tokens,
+        map_cache=map_cache,
+        count_tokens=estimate_tokens,
     )
     details: dict[str, object] = {
         "thinking": settings.thinking,
@@ -158,7 +194,7 @@ def open_session(
         }
     info = SessionInfo(
         id="",
-        repository=context.repo_state(workdir).name,
+        repository=repository.name if repository is not None else workdir.name,
         workdir=str(workdir),
         provider=profile.name,
         model=profile.model,
@@ -181,20 +217,21 @@ def assemble(
     approver: Approver | None = None,
     default_approval: str = "auto",
     executor: Executor | None = None,
+    protected: Sequence[Path] = (),
 ) -> Assembly:
     """Everything a run needs, checked before the first request is sent."""
     profile = settings.profile
     key = api_key(settings, env)
+    repository = Repository.find(workdir)
     executor = executor or build_executor(settings, env, workdir)
-    workspace = Workspace(
-        workdir, guarded=settings.sandbox != "off", writable=settings.sandbox != "read-only"
-    )
+    workspace = build_workspace(settings, env, workdir, protected=protected)
     registry = ToolRegistry(BUILTIN_TOOLS, ToolContext(workspace, executor, settings))
     session, resumed = open_session(
         store,
         settings,
         workdir,
         registry,
+        repository=repository,
         resume=resume,
         continue_latest=continue_latest,
         map_cache=map_cache_dir(env, workdir),
@@ -230,6 +267,6 @@ def assemble(
             stuck_warn_after=settings.stuck_warn_after,
             stuck_stop_after=settings.stuck_stop_after,
         ),
-        workdir=workdir,
+        repository=repository,
     )
-    return Assembly(agent, resumed, executor)
+    return Assembly(agent, resumed, executor, repository)

@@ -1,7 +1,8 @@
 """`qac ci` (DESIGN §9): verify the failure, run the loop, re-verify outside the model's control,
 and leave a patch, a report and the session; optionally commit the fix on a new branch.
 
-Built on assemble (the agent), the executor and git; never pushes.
+Built on assemble (the agent), the executor and the pinned Repository; never pushes, and
+runs no hook of the repository's.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from qwen_agent_cli.assemble import assemble, build_executor
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import ConfigError
 from qwen_agent_cli.events import ErrorEvent, Event, Result
+from qwen_agent_cli.repository import GitError, Repository
 from qwen_agent_cli.sandbox import Executor
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.tools.shell import parse_test_counts
 from qwen_agent_cli.types import Status
+from qwen_agent_cli.workspace import JobDir
 
 REPORT_SCHEMA = 1
 OUTPUT_TAIL = 6000
@@ -87,26 +90,25 @@ def run_ci(
     store: SessionStore,
 ) -> Iterator[Event]:
     """The whole job as events; the last is a Result whose `extra` holds the report."""
-    import git
-
     started = time.monotonic()
+    repository = Repository.find(workdir)
+    if repository is None:
+        raise ConfigError(f"qac ci needs a git repository; {workdir} is not in one")
+    # Opened before anything runs and hidden from the sandbox: nothing the model plants in it
+    # (a link at fix.patch, a link for the folder itself) is ever followed.
+    out = JobDir.open(job.out_dir, workspace=workdir)
     try:
-        repo = git.Repo(workdir, search_parent_directories=True)
-    except (git.InvalidGitRepositoryError, git.NoSuchPathError):
-        raise ConfigError(f"qac ci needs a git repository; {workdir} is not in one") from None
-    try:
-        _prepare_out_dir(job.out_dir)
-        if repo.is_dirty(untracked_files=True) and not job.allow_dirty:
+        out.write(".gitignore", b"*\n", mode=0o644)  # never dirties the tree or a commit
+        if _dirty(repository) and not job.allow_dirty:
             raise ConfigError(
                 "the working tree has uncommitted changes; commit or stash them first "
                 "(or pass --allow-dirty), so the patch holds only the fix"
             )
         if job.commit and job.branch:
-            check_branch(repo, job.branch)
-        start_commit = repo.head.commit.hexsha
-        start_branch = None if repo.head.is_detached else repo.active_branch.name
+            check_branch(repository, job.branch)
+        start_commit, start_branch = _head(repository)
         settings_for_job = _with_test_cmd(settings, job.test_cmd)
-        executor = build_executor(settings_for_job, env, workdir)
+        executor = build_executor(settings_for_job, env, workdir, masked=[out.path])
         # --timeout bounds the whole job, the test runs included.
         budget = (started + settings.timeout) if settings.timeout else None
 
@@ -117,12 +119,19 @@ def run_ci(
 
         before = run_tests(executor, job.test_cmd, workdir, test_timeout())
         if before.passed:
-            yield _finish(job, started, Status.ALREADY_PASSING, before, None, None, [])
+            yield _finish(job, out, started, Status.ALREADY_PASSING, before, None, None, [])
             return
         if budget is not None:
             left = max(budget - time.monotonic(), 1.0)
             settings_for_job = replace(settings_for_job, timeout=left)
-        built = assemble(settings_for_job, env=env, workdir=workdir, store=store, executor=executor)
+        built = assemble(
+            settings_for_job,
+            env=env,
+            workdir=workdir,
+            store=store,
+            executor=executor,
+            protected=[out.path],
+        )
         prompt = PROMPT.format(
             command=job.test_cmd,
             issue=f"\nThe issue to fix:\n{job.issue_text.strip()}\n" if job.issue_text else "",
@@ -138,18 +147,20 @@ def run_ci(
         assert loop_result is not None
         after = run_tests(built.executor, job.test_cmd, workdir, test_timeout())
         status = _verdict(Status(loop_result.status), after)
-        patch, files = _changes(repo, start_commit)
-        (job.out_dir / "fix.patch").write_bytes(patch + b"\n" if patch else b"")
-        _export(store, loop_result.session_id, job.out_dir / "session.jsonl")
+        patch, files, tree = _changes(repository, start_commit)
+        out.write("fix.patch", patch + b"\n" if patch else b"")
+        out.write("session.jsonl", _export(store, loop_result.session_id))
         committed = None
         if job.commit and status is Status.FIXED and patch:
             branch = job.branch or f"qac/fix-{loop_result.session_id}"
-            committed = _commit(repo, branch, job.test_cmd, loop_result.session_id, after)
+            message = _commit_message(job.test_cmd, loop_result.session_id, after)
+            committed = _commit(repository, branch, tree, start_commit, message)
             if "error" in committed:
                 yield ErrorEvent(message=f"could not commit the fix: {committed['error']}")
         store.set_status(loop_result.session_id, status.value)
         yield _finish(
             job,
+            out,
             started,
             status,
             before,
@@ -160,7 +171,24 @@ def run_ci(
             start_branch=start_branch,
         )
     finally:
-        repo.close()
+        out.close()
+
+
+def _dirty(repository: Repository) -> bool:
+    return bool(repository.git("status", "--porcelain", "--untracked-files=normal").strip())
+
+
+def _head(repository: Repository) -> tuple[str, str | None]:
+    """The starting commit and branch (None when detached); an empty repository is refused."""
+    try:
+        commit = repository.git("rev-parse", "--verify", "HEAD^{commit}").strip()
+    except GitError:
+        raise ConfigError("qac ci needs a commit to start from; this repository has none") from None
+    try:
+        branch = repository.git("symbolic-ref", "-q", "--short", "HEAD").strip() or None
+    except GitError:
+        branch = None  # detached
+    return commit, branch
 
 
 def _with_test_cmd(settings: Settings, command: str) -> Settings:
@@ -174,89 +202,90 @@ def _verdict(loop_status: Status, after: TestRun) -> Status:
     return Status.NOT_FIXED if loop_status is Status.DONE else loop_status
 
 
-def _prepare_out_dir(out_dir: Path) -> None:
-    """The artifacts folder ignores itself, so it never dirties the tree or enters a commit."""
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        (out_dir / ".gitignore").write_text("*\n")
-    except OSError as exc:
-        raise ConfigError(f"cannot write to the output directory {out_dir}: {exc}") from exc
-
-
 PLAIN_DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
 
 
-def _changes(repo: Any, start_commit: str) -> tuple[bytes, list[str]]:
+def _changes(repository: Repository, start_commit: str) -> tuple[bytes, list[str], str]:
     """Every change since the start commit, new files included: the patch as git's own bytes
-    (whatever the user's diff settings) and the changed paths. The real index is untouched."""
-    with (
-        tempfile.TemporaryDirectory() as scratch,
-        repo.git.custom_environment(GIT_INDEX_FILE=str(Path(scratch) / "index")),
-    ):
-        repo.git.read_tree(start_commit)
-        repo.git.add("-A")
-        # `repo.git(c=…)` sets options for the next command only, so it is called each time.
-        patch: bytes = repo.git(c="core.quotepath=off").diff(
-            "--cached", *PLAIN_DIFF, "--binary", start_commit, stdout_as_string=False
-        )
-        names: bytes = repo.git(c="core.quotepath=off").diff(
-            "--cached", "--name-only", "-z", start_commit, stdout_as_string=False
-        )
+    (whatever the user's diff settings), the changed paths, and the tree holding them. The
+    real index is untouched."""
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch_env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        repository.git("read-tree", start_commit, env=scratch_env)
+        repository.git("add", "-A", env=scratch_env)
+        tree = repository.git("write-tree", env=scratch_env).strip()
+    patch = repository.git_bytes(
+        "-c",
+        "core.quotepath=off",
+        "diff",
+        *PLAIN_DIFF,
+        "--binary",
+        start_commit,
+        tree,
+    )
+    names = repository.git_bytes("diff", "--name-only", "-z", start_commit, tree)
     listed = names.decode("utf-8", "surrogateescape").split("\0")
-    return patch, sorted(name for name in listed if name)
+    return patch, sorted(name for name in listed if name), tree
 
 
-def check_branch(repo: Any, branch: str) -> None:
+def check_branch(repository: Repository, branch: str) -> None:
     """Refuse a bad or taken --branch before any money is spent."""
-    import git
-
     try:
-        repo.git.check_ref_format("--branch", branch)
-    except git.GitCommandError:
+        repository.git("check-ref-format", "--branch", branch)
+    except GitError:
         raise ConfigError(f"--branch {branch!r} is not a valid branch name") from None
-    if branch in [h.name for h in repo.heads]:
-        raise ConfigError(f"branch {branch!r} already exists; pass another --branch")
-
-
-def _commit(
-    repo: Any, branch: str, command: str, session_id: str, after: TestRun
-) -> dict[str, str]:
-    """Commit the fix on a new branch; the starting branch keeps pointing where it did. A
-    failure is reported, not raised: the patch and the report are still written."""
-    import git
-
     try:
-        check_branch(repo, branch)
-    except ConfigError as exc:
-        return {"branch": branch, "error": str(exc)}
-    identity = {}
-    reader = repo.config_reader()
-    if not reader.has_option("user", "name"):
-        identity = {"GIT_AUTHOR_NAME": "qac", "GIT_COMMITTER_NAME": "qac"}
-    if not reader.has_option("user", "email"):
-        identity |= {"GIT_AUTHOR_EMAIL": "qac@localhost", "GIT_COMMITTER_EMAIL": "qac@localhost"}
+        repository.git("show-ref", "--verify", "--quiet", f"refs/heads/{branch}")
+    except GitError:
+        return
+    raise ConfigError(f"branch {branch!r} already exists; pass another --branch")
+
+
+def _commit_message(command: str, session_id: str, after: TestRun) -> str:
     counts = ", ".join(f"{v} {k}" for k, v in after.counts.items())
-    message = (
+    return (
         f"Fix failing tests: `{command}` passes{f' ({counts})' if counts else ''}\n\n"
         f"Made by qwen-agent-cli, session {session_id}.\n"
         f"Verified by running `{command}` after the agent finished.\n"
     )
+
+
+def _commit(
+    repository: Repository, branch: str, tree: str, parent: str, message: str
+) -> dict[str, str]:
+    """Commit the fix on a new branch with plumbing only (commit-tree, update-ref), so no hook
+    of the repository's runs; the starting branch keeps pointing where it did and the checkout
+    moves to the new branch. A failure is reported, not raised: the patch and the report are
+    still written."""
     try:
-        repo.git.checkout("-b", branch)
-        repo.git.add("-A")
-        with repo.git.custom_environment(**identity):
-            repo.git.commit("-m", message, "--no-verify")
-    except git.GitCommandError as exc:
-        return {"branch": branch, "error": str(exc.stderr or exc).strip()}
-    return {"branch": branch, "commit": repo.head.commit.hexsha}
+        check_branch(repository, branch)
+    except ConfigError as exc:
+        return {"branch": branch, "error": str(exc)}
+    identity = {}
+    if not repository.git("config", "--default", "", "--get", "user.name").strip():
+        identity = {"GIT_AUTHOR_NAME": "qac", "GIT_COMMITTER_NAME": "qac"}
+    if not repository.git("config", "--default", "", "--get", "user.email").strip():
+        identity |= {"GIT_AUTHOR_EMAIL": "qac@localhost", "GIT_COMMITTER_EMAIL": "qac@localhost"}
+    ref = f"refs/heads/{branch}"
+    try:
+        commit = repository.git(
+            "commit-tree", tree, "-p", parent, "-m", message, env=identity
+        ).strip()
+        repository.git("update-ref", "-m", "qac ci: verified fix", ref, commit, "0" * 40)
+        repository.git("symbolic-ref", "HEAD", ref)
+        repository.git("read-tree", commit)
+    except GitError as exc:
+        return {"branch": branch, "error": str(exc)}
+    return {"branch": branch, "commit": commit}
 
 
-def _export(store: SessionStore, session_id: str, path: Path) -> None:
-    path.write_text("\n".join(store.export_jsonl(session_id)) + "\n", encoding="utf-8")
+def _export(store: SessionStore, session_id: str) -> bytes:
+    return ("\n".join(store.export_jsonl(session_id)) + "\n").encode("utf-8")
 
 
 def _finish(
     job: CiJob,
+    out: JobDir,
     started: float,
     status: Status,
     before: TestRun,
@@ -278,7 +307,7 @@ def _finish(
         "test_command": job.test_cmd,
         "before": asdict(before),
         "after": asdict(after) if after else None,
-        "patch": str(job.out_dir / "fix.patch") if loop else None,
+        "patch": str(out.path / "fix.patch") if loop else None,
         "start_branch": start_branch,
         "commit": committed,
     }
@@ -301,5 +330,5 @@ def _finish(
         extra=extra,
     )
     report = {k: v for k, v in asdict(result).items() if k not in ("type", "extra")} | extra
-    (job.out_dir / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    out.write("report.json", (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return result

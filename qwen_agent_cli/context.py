@@ -1,55 +1,30 @@
 """The repository snapshot sent with every request of a session, taken once at its start, and
-the git questions the loop asks (which files changed).
+the git questions the loop and the REPL ask (which files changed, checkpoints, undo).
 
-Owns git access (GitPython); imports nothing above `config`.
+Asks git only through a Repository pinned before the run; reads files only through the guard.
+Imports nothing above `config`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from qwen_agent_cli.errors import ToolError
+from qwen_agent_cli.guard import read_capped
 from qwen_agent_cli.repomap import RepoMap, build_map
+from qwen_agent_cli.repository import Repository
 
 MEMORY_FILES = ("AGENTS.md", "QWEN.md")
 TREE_LIMIT = 300
 MEMORY_LIMIT = 20_000
 STATUS_LIMIT = 60
 WALK_SKIP = frozenset({".git", "node_modules", "__pycache__", ".venv", "venv", ".tox"})
-
-
-@dataclass(frozen=True, slots=True)
-class RepoState:
-    """Where the workspace stands in git, or that it is not a repository."""
-
-    root: Path
-    is_git: bool
-    name: str
-    branch: str
-
-
-def repo_state(workdir: Path) -> RepoState:
-    """Find the repository around workdir without spawning git."""
-    workdir = workdir.resolve()
-    for candidate in (workdir, *workdir.parents):
-        if (candidate / ".git").exists():
-            return RepoState(candidate, True, candidate.name, _branch(candidate / ".git"))
-    return RepoState(workdir, False, workdir.name, "")
-
-
-def _branch(git_dir: Path) -> str:
-    head = git_dir / "HEAD"
-    if git_dir.is_file():
-        return ""
-    try:
-        text = head.read_text().strip()
-    except OSError:
-        return ""
-    return text.removeprefix("ref: refs/heads/") if text.startswith("ref:") else text[:12]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +35,7 @@ class Snapshot:
 
 def snapshot(
     workdir: Path,
+    repository: Repository | None,
     *,
     map_tokens: int = 0,
     map_cache: Path | None = None,
@@ -67,22 +43,23 @@ def snapshot(
 ) -> Snapshot:
     """Repository name, branch, status, a bounded file tree, the memory files and the
     repository map, as text: taken once per session and stored with it."""
-    state = repo_state(workdir)
-    parts = [f"Repository: {state.name}"]
-    if state.is_git:
-        parts[0] += f" (git, branch {state.branch or 'detached'})"
-        status, files = _git_status_and_files(state.root)
+    workdir = workdir.resolve()
+    root = repository.root if repository is not None else workdir
+    parts = [f"Repository: {root.name}"]
+    if repository is not None:
+        parts[0] += f" (git, branch {repository.branch() or 'detached'})"
+        status, files = _git_status_and_files(repository)
         parts.append("git status --short:\n" + (status or "(clean)"))
     else:
         parts[0] += " (not a git repository)"
-        files = _walk_files(state.root)
+        files = _walk_files(root)
     parts.append(f"Files ({len(files)}):\n{_tree(files)}")
-    for name, text in _memory_files(state.root, workdir.resolve()):
+    for name, text in _memory_files(root, workdir):
         parts.append(f"{name}:\n{text}")
     built = None
     if map_tokens > 0:
         built = build_map(
-            state.root,
+            root,
             files,
             budget_tokens=map_tokens,
             cache_dir=map_cache,
@@ -93,27 +70,21 @@ def snapshot(
     return Snapshot("\n\n".join(parts), built)
 
 
-def _git_status_and_files(root: Path) -> tuple[str, list[str]]:
-    import git
-
-    repo = git.Repo(root)
-    try:
-        status_lines = repo.git.status("--short", "--untracked-files=normal").splitlines()
-        files = repo.git.ls_files("--cached", "--others", "--exclude-standard").splitlines()
-    finally:
-        repo.close()
+def _git_status_and_files(repository: Repository) -> tuple[str, list[str]]:
+    status_lines = repository.git("status", "--short", "--untracked-files=normal").splitlines()
+    listed = repository.git("ls-files", "-z", "--cached", "--others", "--exclude-standard")
+    files = [name for name in listed.split("\0") if name]
     status = "\n".join(status_lines[:STATUS_LIMIT])
     if len(status_lines) > STATUS_LIMIT:
         status += f"\n… {len(status_lines) - STATUS_LIMIT} more"
     return status, sorted(set(files))
 
 
-def workspace_files(workdir: Path) -> list[str]:
+def workspace_files(workdir: Path, repository: Repository | None) -> list[str]:
     """The files a person or the model would name: git's view (ignores respected) or a walk."""
-    state = repo_state(workdir)
-    if state.is_git:
-        return _git_status_and_files(state.root)[1]
-    return _walk_files(state.root)
+    if repository is not None:
+        return _git_status_and_files(repository)[1]
+    return _walk_files(workdir)
 
 
 def _walk_files(root: Path) -> list[str]:
@@ -145,61 +116,54 @@ def _memory_files(root: Path, workdir: Path) -> list[tuple[str, str]]:
     for directory in directories:
         for name in MEMORY_FILES:
             path = directory / name
-            if path.is_file():
-                text = path.read_text("utf-8", errors="replace")[:MEMORY_LIMIT]
-                found.append((str(path.relative_to(root)), text.strip()))
+            if not path.is_file():
+                continue
+            try:
+                data = read_capped(root, path.relative_to(root), MEMORY_LIMIT)
+            except ToolError:
+                continue  # a link out of the repository, a FIFO: never followed
+            text = data[:MEMORY_LIMIT].decode("utf-8", errors="replace")
+            found.append((str(path.relative_to(root)), text.strip()))
     return found
 
 
-def file_fingerprints(workdir: Path) -> dict[str, str]:
+def file_fingerprints(repository: Repository | None) -> dict[str, str]:
     """Content hashes of every changed or untracked file, to tell later what a run changed."""
-    state = repo_state(workdir)
-    if not state.is_git:
+    if repository is None:
         return {}
-    import git
+    names = repository.git("status", "--porcelain", "--untracked-files=all", "--no-renames", "-z")
+    return {
+        entry[3:]: _fingerprint(repository.root / entry[3:])
+        for entry in names.split("\0")
+        if len(entry) >= 4
+    }
 
-    repo = git.Repo(state.root)
+
+def _fingerprint(path: Path) -> str:
+    """A file's content hash; a link by its target and anything else by its type, so a planted
+    FIFO or a link to /dev/zero is never read."""
     try:
-        names = repo.git.status("--porcelain", "--untracked-files=all", "-z").split("\0")
-    finally:
-        repo.close()
-    prints: dict[str, str] = {}
-    for entry in names:
-        if len(entry) < 4:
-            continue
-        path = entry[3:]
-        prints[path] = _hash(state.root / path)
-    return prints
-
-
-def _hash(path: Path) -> str:
-    try:
-        return hashlib.sha1(path.read_bytes()).hexdigest()
+        info = path.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            return f"link:{path.readlink()}"
+        if not stat.S_ISREG(info.st_mode):
+            return f"special:{stat.S_IFMT(info.st_mode)}"
+        digest = hashlib.sha1()
+        handle = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        with os.fdopen(handle, "rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+        return digest.hexdigest()
     except OSError:
         return "missing"
 
 
-def changed_since(workdir: Path, before: dict[str, str]) -> list[str]:
+def changed_since(repository: Repository | None, before: dict[str, str]) -> list[str]:
     """Files whose content differs from the fingerprints taken at the start of the run."""
-    after = file_fingerprints(workdir)
+    after = file_fingerprints(repository)
     changed = {p for p, h in after.items() if before.get(p) != h}
     changed |= {p for p in before if p not in after}
     return sorted(changed)
-
-
-def init_repository(path: Path, message: str) -> None:
-    """A fresh repository at path with everything in it committed (demo and fixtures)."""
-    import git
-
-    repo = git.Repo.init(path, initial_branch="main")
-    try:
-        with repo.config_writer() as config:
-            config.set_value("user", "name", "qac")
-            config.set_value("user", "email", "qac@localhost")
-        repo.git.add(A=True)
-        repo.index.commit(message)
-    finally:
-        repo.close()
 
 
 CHECKPOINT_IDENTITY = {
@@ -210,82 +174,55 @@ CHECKPOINT_IDENTITY = {
 }
 
 
-def snapshot_tree(workdir: Path) -> str | None:
+def snapshot_tree(repository: Repository | None) -> str | None:
     """The working tree as a git tree object (tracked and untracked, not ignored), without
     touching the real index; None outside a git repository."""
-    state = repo_state(workdir)
-    if not state.is_git:
+    if repository is None:
         return None
     import shutil
     import tempfile
 
-    import git
-
-    repo = git.Repo(state.root)
-    try:
-        with tempfile.TemporaryDirectory() as scratch:
-            index = Path(scratch) / "index"
-            real_index = Path(repo.git_dir) / "index"
-            if real_index.exists():
-                shutil.copyfile(real_index, index)  # its stat cache saves re-hashing
-            with repo.git.custom_environment(GIT_INDEX_FILE=str(index)):
-                repo.git.add("-A")
-                tree: str = repo.git.write_tree()
-    finally:
-        repo.close()
-    return tree
+    with tempfile.TemporaryDirectory() as scratch:
+        index = Path(scratch) / "index"
+        real_index = repository.git_dir / "index"
+        if real_index.is_file():
+            shutil.copyfile(real_index, index)  # its stat cache saves re-hashing
+        scratch_env = {"GIT_INDEX_FILE": str(index)}
+        repository.git("add", "-A", env=scratch_env)
+        return repository.git("write-tree", env=scratch_env).strip()
 
 
-def save_checkpoint(workdir: Path, tree: str, ref: str) -> None:
+def save_checkpoint(repository: Repository, tree: str, ref: str) -> None:
     """Keep a tree reachable under a hidden ref (never a branch), so gc cannot drop it."""
-    import git
-
-    repo = git.Repo(repo_state(workdir).root)
-    try:
-        with repo.git.custom_environment(**CHECKPOINT_IDENTITY):
-            commit: str = repo.git.commit_tree(tree, "-m", "qac checkpoint")
-        repo.git.update_ref(ref, commit)
-    finally:
-        repo.close()
+    commit = repository.git("commit-tree", tree, "-m", "qac checkpoint", env=CHECKPOINT_IDENTITY)
+    repository.git("update-ref", ref, commit.strip())
 
 
-def diff_trees(workdir: Path, old: str, new: str) -> str:
+def diff_trees(repository: Repository, old: str, new: str) -> str:
     """A unified diff between two snapshot trees."""
-    import git
-
-    repo = git.Repo(repo_state(workdir).root)
-    try:
-        text: str = repo.git.diff(old, new)
-    finally:
-        repo.close()
-    return text
+    return repository.git("diff", "--no-color", "--no-ext-diff", "--no-textconv", old, new)
 
 
-def restore_tree(workdir: Path, tree: str) -> list[str]:
+def restore_tree(repository: Repository | None, tree: str) -> list[str]:
     """Make the working tree's files match a snapshot again; returns the paths it touched.
     Files created since are removed; ignored files and the real index are left alone."""
-    current = snapshot_tree(workdir)
-    if current is None or current == tree:
+    current = snapshot_tree(repository)
+    if repository is None or current is None or current == tree:
         return []
     import shutil
     import tempfile
 
-    import git
-
-    root = repo_state(workdir).root
-    repo = git.Repo(root)
-    try:
-        changes = repo.git.diff("--name-status", "--no-renames", tree, current).splitlines()
-        restore = [line.split("\t", 1)[1] for line in changes if line[0] in "MD"]
-        remove = [line.split("\t", 1)[1] for line in changes if line[0] == "A"]
-        with tempfile.TemporaryDirectory() as scratch:
-            index = str(Path(scratch) / "index")
-            with repo.git.custom_environment(GIT_INDEX_FILE=index):
-                repo.git.read_tree(tree)
-                if restore:
-                    repo.git.checkout_index("-f", "--", *restore)
-    finally:
-        repo.close()
+    root = repository.root
+    listing = repository.git("diff", "--name-status", "--no-renames", "-z", tree, current)
+    fields = listing.split("\0")
+    changes = list(zip(fields[0::2], fields[1::2], strict=False))
+    restore = [path for kind, path in changes if kind in ("M", "D", "T")]
+    remove = [path for kind, path in changes if kind == "A"]
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch_env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        repository.git("read-tree", tree, env=scratch_env)
+        if restore:
+            repository.git("checkout-index", "-f", "--", *restore, env=scratch_env)
     for path in remove:
         target = root / path
         if target.is_dir() and not target.is_symlink():

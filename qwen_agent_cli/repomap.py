@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qwen_agent_cli.errors import ToolError
+from qwen_agent_cli.guard import inside, read_capped
+
 if TYPE_CHECKING:
     from tree_sitter import Parser, Query
 
@@ -189,6 +192,8 @@ def build_map(
             info = path.stat()
         except OSError:
             continue
+        if not inside(root, path):
+            continue  # a link out of the repository is never read, nor served from the cache
         if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
             continue
         entry = cached.get(rel)
@@ -198,7 +203,7 @@ def build_map(
         if language not in grammars:
             grammars[language] = _load_grammar(GRAMMARS[language])
         grammar = grammars[language]
-        fresh = _extract(path, info, grammar) if grammar is not None else None
+        fresh = _extract(root, rel, info, grammar) if grammar is not None else None
         if fresh is not None:
             tags[rel] = fresh
             parsed += 1
@@ -221,14 +226,16 @@ def _load_grammar(grammar: _Grammar) -> tuple[Parser, Query] | None:
     return Parser(language), query
 
 
-def _extract(path: Path, info: os.stat_result, grammar: tuple[Parser, Query]) -> _FileTags | None:
-    """One parse and one query pass per file: definitions with their lines, references counted."""
+def _extract(
+    root: Path, rel: str, info: os.stat_result, grammar: tuple[Parser, Query]
+) -> _FileTags | None:
+    """One parse and one query pass per file: definitions with their lines, references counted.
+    Read through the guard: a regular file inside the repository, size-capped."""
     from tree_sitter import QueryCursor
 
     try:
-        with path.open("rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
-    except OSError:
+        data = read_capped(root, rel, MAX_FILE_BYTES)
+    except ToolError:
         return None
     if b"\0" in data[:8192] or len(data) > MAX_FILE_BYTES:
         return None

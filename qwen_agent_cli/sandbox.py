@@ -1,16 +1,18 @@
-"""Running commands and guarding paths: the Executor seam, the bubblewrap sandbox, the direct
-executor for `--sandbox off`, the scrubbed environment, and the Workspace path guard.
+"""Running commands: the Executor seam, the bubblewrap sandbox and its mount plan, the direct
+executor for `--sandbox off`, and the scrubbed environment.
 
-Owns every subprocess and every write the tools make; imports nothing above `config`.
+Owns every subprocess; imports nothing above `config`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import os
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -21,26 +23,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
 
-from qwen_agent_cli.errors import SandboxUnavailableError, ToolError
+from qwen_agent_cli.errors import SandboxUnavailableError
+from qwen_agent_cli.guard import PROTECTED_DIRS, SECRET_DIRS, covered
 
 CAPTURE_LIMIT = 1_000_000
 READ_CHUNK = 65536
 ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAME", "LC_*")
 ENV_SECRET = ("*_API_KEY", "*_TOKEN", "*_SECRET", "*_PASSWORD", "QAC_*", "*APIKEY*")
-SECRET_HOME_DIRS = (
-    ".ssh",
-    ".aws",
-    ".gnupg",
-    ".config",
-    ".docker",
-    ".kube",
-    ".azure",
-    ".netrc",
-    ".git-credentials",
-    ".password-store",
-)
+SYSTEM_DIRS: tuple[str, ...] = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
+SYSTEM_DIRS += ("opt", "sys", "nix", "gnu", "snap")
 SANDBOX_HOME = "/tmp/home"
-BASE_MOUNTS = ("--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc")
 SHELL = "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh"
 
 
@@ -196,65 +188,33 @@ class DirectExecutor:
 
 @dataclass
 class BubblewrapExecutor:
-    """DESIGN §6: read-only root, writable workspace (or not), read-only .git, private /tmp,
-    hidden home, no network, own pid namespace, dies with its parent, scrubbed env."""
+    """DESIGN §6 and §11: only system directories, toolchains and the workspace are mounted
+    (read-only but the workspace), .git and .qac read-only, secrets, qac's own files and host
+    unix sockets covered, a private /tmp, no network, own pid namespace, dies with its parent,
+    scrubbed env."""
 
     bwrap: str
     workspace: Path
     env: Mapping[str, str]
     writable: bool = True
     network: bool = False
-    hidden: Sequence[Path] = ()
+    masked: Sequence[Path] = ()
+    """Paths hidden wherever they would be visible: secrets, the store, a job's output."""
+    homes: Sequence[Path] = ()
+    """Home directories, to bind a toolchain's whole dot-folder (~/.pyenv) back."""
     capture_limit: int = CAPTURE_LIMIT
     description: str = "bubblewrap sandbox"
 
     def argv(self, command: str, cwd: Path) -> list[str]:
         """The full bwrap command line; public so tests and `qac doctor` can show it."""
-        workspace = self.workspace.resolve()
-        args = [self.bwrap, *BASE_MOUNTS]
-        args += ["--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
-        hidden = list(dict.fromkeys(p.resolve() for p in self.hidden if p.exists()))
-        if workspace in hidden:
-            # Working in the home directory itself: hide its secrets, not the whole workspace.
-            hidden.remove(workspace)
-            hidden += [workspace / name for name in SECRET_HOME_DIRS if (workspace / name).is_dir()]
-        hidden = [p for p in hidden if p != Path("/")]
-        inside = [p for p in hidden if p.is_relative_to(workspace)]
-        # The workspace's parent is shown empty and read-only, so `../x` fails loudly instead of
-        # landing in a scratch tmpfs, and the workspace's siblings stay out of sight.
-        parent = workspace.parent
-        under_hidden = any(
-            parent.is_relative_to(root) for root in (Path("/tmp"), *hidden) if root not in inside
-        )
-        # A workspace inside a repository sees the rest of it read-only (git, imports work).
-        repository = next((d for d in workspace.parents if (d / ".git").exists()), None)
-        shield = parent != Path("/tmp") and under_hidden and repository is None
-        outside = [
-            p
-            for p in hidden
-            if p not in inside and not (shield and p.is_relative_to(parent) and p != parent)
-        ]
-        # Parents before children: a hidden folder inside a toolchain folder is mounted after
-        # it (and stays hidden), a toolchain inside the hidden home after the home's tmpfs.
-        mounts: list[tuple[Path, list[str]]] = [(p, ["--tmpfs", str(p)]) for p in outside]
-        for path in _toolchain_paths(self.env.get("PATH", ""), [Path("/tmp"), *outside]):
-            if not path.is_relative_to(workspace) and path not in outside:
-                mounts.append((path, ["--ro-bind", str(path), str(path)]))
-        if shield and parent not in outside:
-            mounts.append((parent, ["--tmpfs", str(parent)]))
-        if repository is not None and under_hidden:
-            mounts.append((repository, ["--ro-bind", str(repository), str(repository)]))
-        bind = "--bind" if self.writable else "--ro-bind"
-        mounts.append((workspace, [bind, str(workspace), str(workspace)]))
-        git_dir = workspace / ".git"
-        if git_dir.exists():
-            mounts.append((git_dir, ["--ro-bind", str(git_dir), str(git_dir)]))
-        mounts += [(p, ["--tmpfs", str(p)]) for p in inside]
-        for _, mount in sorted(mounts, key=lambda m: len(m[0].parts)):
-            args += mount
-        for path in dict.fromkeys(([parent] if shield else []) + outside):
-            args += ["--remount-ro", str(path)]
-        args += ["--unshare-all"]
+        plan = MountPlan(self.workspace.resolve(), [_real(h) for h in self.homes])
+        plan.add_toolchains(self.env.get("PATH", ""))
+        plan.add_workspace(writable=self.writable)
+        plan.mask(self.masked)
+        plan.mask_sockets(host_unix_sockets())
+        if self.network:
+            plan.add_resolver()
+        args = [self.bwrap, *system_mounts(), *plan.args(), "--unshare-all"]
         if self.network:
             args += ["--share-net"]
         args += ["--die-with-parent", "--new-session", "--chdir", str(cwd.resolve())]
@@ -271,39 +231,163 @@ class BubblewrapExecutor:
         )
 
 
-def _toolchain_paths(path_var: str, hidden: Sequence[Path]) -> list[Path]:
-    """Directories that must stay visible though they lie under a hidden root: the interpreter
-    running qac and the PATH entries (a pyenv, a venv), never a known secret directory."""
+@functools.cache
+def system_mounts() -> tuple[str, ...]:
+    """The base of every sandbox: system directories read-only (symlinked ones, as on merged-/usr
+    systems, recreated as links), fresh /dev and /proc, a private /tmp and /var/tmp, and an empty
+    /run. Nothing else of the host (/home, /root, /run, /var/lib, /srv, /mnt) is there at all."""
+    args: list[str] = []
+    for name in SYSTEM_DIRS:
+        path = Path("/") / name
+        if path.is_symlink():
+            args += ["--symlink", str(path.readlink()), str(path)]
+        elif path.is_dir():
+            args += ["--ro-bind", str(path), str(path)]
+    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
+    args += ["--dir", "/var", "--tmpfs", "/var/tmp", "--dir", "/run", "--symlink", "../run"]
+    args += ["/var/run"]
+    return tuple(args)
+
+
+@functools.cache
+def system_roots() -> tuple[Path, ...]:
+    """The host directories `system_mounts` makes visible, links resolved."""
+    roots = [(Path("/") / name).resolve() for name in SYSTEM_DIRS]
+    return tuple(dict.fromkeys(r for r in roots if r.is_dir()))
+
+
+def host_unix_sockets(table: Path = Path("/proc/net/unix")) -> list[Path]:
+    """Paths of the unix sockets bound in this network namespace (the host's, seen from qac).
+    A read-only mount does not stop connect(), so each visible one is covered."""
+    try:
+        lines = table.read_text("utf-8", "surrogateescape").splitlines()[1:]
+    except OSError:
+        return []
+    found = []
+    for line in lines:
+        fields = line.split(None, 7)
+        if len(fields) == 8 and fields[7].startswith("/"):
+            found.append(Path(fields[7]))
+    return found
+
+
+class MountPlan:
+    """The mounts of one sandboxed command beyond the system base, ordered parents first so a
+    mask inside a bind is mounted after it, and read-only remounts last."""
+
+    def __init__(self, workspace: Path, homes: Sequence[Path]) -> None:
+        self.workspace = workspace
+        self.homes = homes
+        self.mounts: list[tuple[Path, list[str]]] = []
+        self.visible: list[Path] = [*system_roots()]
+        self.read_only: list[Path] = []
+
+    def _bind(self, path: Path, how: str = "--ro-bind") -> None:
+        self.mounts.append((path, [how, str(path), str(path)]))
+        self.visible.append(path)
+
+    def add_toolchains(self, path_var: str) -> None:
+        """PATH entries and qac's own interpreter, wherever they are, read-only."""
+        for root in _toolchain_paths(path_var, self.homes):
+            if not covered(root, [*self.visible, self.workspace]):
+                self._bind(root)
+
+    def add_workspace(self, *, writable: bool) -> None:
+        workspace = self.workspace
+        # A workspace inside a repository sees the rest of it read-only (git, imports work).
+        repository = next((d for d in workspace.parents if (d / ".git").exists()), None)
+        if repository is not None and not covered(repository, self.visible):
+            self._bind(repository)
+        parent = workspace.parent
+        if repository is None and parent != Path("/tmp") and parent.is_relative_to("/tmp"):
+            # Under the private /tmp the parent would be writable scratch: `../x` must fail
+            # loudly there too, as it does against the read-only root everywhere else.
+            self.mounts.append((parent, ["--tmpfs", str(parent)]))
+            self.read_only.append(parent)
+        self._bind(workspace, "--bind" if writable else "--ro-bind")
+        for name in PROTECTED_DIRS:
+            inner = workspace / name
+            if inner.exists() and not inner.is_symlink():
+                self._bind(inner)
+
+    def mask(self, paths: Sequence[Path]) -> None:
+        """Cover each existing path that would be visible: a folder with an empty read-only
+        tmpfs, a file with /dev/null. The workspace itself (or a folder holding it) is kept."""
+        for path in dict.fromkeys(_real(p) for p in paths):
+            if self.workspace.is_relative_to(path) or not path.exists():
+                continue
+            if not covered(path, self.visible):
+                continue
+            if path.is_dir():
+                self.mounts.append((path, ["--tmpfs", str(path)]))
+                self.read_only.append(path)
+            else:
+                self.mounts.append((path, ["--ro-bind", "/dev/null", str(path)]))
+
+    def mask_sockets(self, sockets: Sequence[Path]) -> None:
+        hidden = self.read_only
+        for path in sockets:
+            if covered(path, self.visible) and not covered(path, hidden) and _is_socket(path):
+                self.mounts.append((path, ["--ro-bind", "/dev/null", str(path)]))
+
+    def add_resolver(self) -> None:
+        """With the network on, /etc/resolv.conf often links into /run: bind what it names."""
+        target = _real(Path("/etc/resolv.conf"))
+        if target.is_file() and not covered(target, self.visible):
+            self._bind(target)
+
+    def args(self) -> list[str]:
+        args: list[str] = []
+        for _, mount in sorted(self.mounts, key=lambda m: len(m[0].parts)):
+            args += mount
+        for path in dict.fromkeys(self.read_only):
+            args += ["--remount-ro", str(path)]
+        return [*args, "--remount-ro", "/"]
+
+
+def _is_socket(path: Path) -> bool:
+    try:
+        return stat.S_ISSOCK(path.lstat().st_mode)
+    except OSError:
+        return False
+
+
+def _real(path: Path) -> Path:
+    try:
+        return path.resolve()
+    except (OSError, RuntimeError):
+        return path
+
+
+def _toolchain_paths(path_var: str, homes: Sequence[Path]) -> list[Path]:
+    """What to bind so the user's programs run: for each PATH entry and the interpreter running
+    qac, a version manager's whole dot-folder under a home (~/.pyenv, ~/.cargo), ~/.local's
+    program folders, or an install prefix (a venv: bin/ and lib/). Never a secret folder."""
     wanted: list[Path] = []
     candidates = [Path(p) for p in path_var.split(os.pathsep) if p]
     candidates += [Path(sys.prefix), Path(sys.base_prefix)]
     for entry in candidates:
-        try:
-            resolved = entry.resolve()
-        except OSError:
+        resolved = _real(entry)
+        if not resolved.is_absolute() or not resolved.is_dir():
             continue
-        if not resolved.is_dir():
+        home = covered(resolved, homes)
+        if home is not None and resolved != home:
+            top = home / resolved.relative_to(home).parts[0]
+            if top.name in SECRET_DIRS:
+                continue
+            if top.name == ".local":
+                keep = [top / "bin", top / "lib", top / "share" / "pipx"]
+            elif top.name.startswith("."):
+                keep = [top]
+            else:
+                prefix = resolved.parent if resolved.name == "bin" else resolved
+                keep = [resolved if prefix == home else prefix]
+        elif home is None:
+            keep = [resolved.parent if resolved.name == "bin" else resolved]
+        else:
             continue
-        root = next((r for r in hidden if resolved.is_relative_to(r) and resolved != r), None)
-        if root is None:
-            continue
-        top = root / resolved.relative_to(root).parts[0]
-        if top.name in SECRET_HOME_DIRS:
-            continue
-        for keep in _toolchain_roots(root, top, resolved):
-            if keep.is_dir() and keep not in wanted:
-                wanted.append(keep)
+        wanted += [k for k in keep if k.is_dir() and k not in wanted]
     return wanted
-
-
-def _toolchain_roots(root: Path, top: Path, entry: Path) -> list[Path]:
-    """What to bind for one toolchain entry: a version manager's whole dot-folder (~/.pyenv,
-    ~/.cargo), ~/.local's program folders, or an install prefix (a venv: bin/ and lib/)."""
-    if top.name == ".local":
-        return [top / "bin", top / "lib", top / "share" / "pipx"]
-    if top.name.startswith(".") and root != Path("/tmp"):
-        return [top]
-    return [entry.parent if entry.name == "bin" else entry]
 
 
 def find_bwrap(configured: str = "") -> str | None:
@@ -327,7 +411,7 @@ def preflight(bwrap: str | None) -> str | None:
         )
     try:
         probe = subprocess.run(
-            [bwrap, *BASE_MOUNTS, "--unshare-all", "--die-with-parent", "--", "/bin/true"],
+            [bwrap, *system_mounts(), "--unshare-all", "--die-with-parent", "--", "/bin/true"],
             capture_output=True,
             timeout=20,
             check=False,
@@ -357,7 +441,8 @@ def make_executor(
     workspace: Path,
     env: Mapping[str, str],
     network: bool,
-    hidden: Sequence[Path],
+    masked: Sequence[Path] = (),
+    homes: Sequence[Path] = (),
     bwrap_path: str = "",
 ) -> Executor:
     """Choose the executor once for the run; a required but unusable sandbox is exit 4."""
@@ -374,79 +459,7 @@ def make_executor(
         env={**env, "HOME": SANDBOX_HOME},
         writable=mode == "workspace-write",
         network=network,
-        hidden=hidden,
+        masked=masked,
+        homes=homes,
         description=f"bubblewrap sandbox ({mode}{', network on' if network else ''})",
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Workspace:
-    """The directory the agent works in; `resolve` is the only way tools turn names into paths."""
-
-    root: Path
-    guarded: bool = True
-    writable: bool = True
-
-    def resolve(self, path: str, *, write: bool = False) -> Path:
-        """Refuse paths outside the workspace (by `..`, absolute, or symlink) and .git writes."""
-        if not path or "\x00" in path:
-            raise ToolError("a path is required (relative to the workspace root)")
-        root = self.root.resolve()
-        candidate = Path(path).expanduser() if path.startswith("~") else Path(path)
-        if not candidate.is_absolute():
-            candidate = root / candidate
-        resolved = candidate.resolve()
-        if not self.guarded:
-            return resolved
-        if not resolved.is_relative_to(root):
-            how = "a symlink pointing" if _through_symlink(candidate, root) else "a path"
-            raise ToolError(
-                f"{path}: refused, {how} outside the workspace; only files under the "
-                "workspace root can be used"
-            )
-        if write and not self.writable:
-            raise ToolError(f"{path}: refused, the workspace is read-only (--sandbox read-only)")
-        if write and resolved.relative_to(root).parts[:1] == (".git",):
-            raise ToolError(f"{path}: refused, the repository's .git directory is read-only")
-        return resolved
-
-    def relative(self, path: Path) -> str:
-        try:
-            return str(path.resolve().relative_to(self.root.resolve()))
-        except ValueError:
-            return str(path)
-
-    def write_text(self, path: Path, text: str) -> None:
-        """Write a file atomically (a crash never leaves half a file), through a fresh temporary
-        file that no planted symlink can redirect. Callers get `path` from resolve(write=True),
-        which enforces the guard and read-only mode."""
-        path.parent.mkdir(parents=True, exist_ok=True)
-        mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".qac"
-        )
-        try:
-            os.fchmod(handle, mode)
-            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-                out.write(text)
-            Path(temporary).replace(path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
-
-    def contains(self, path: Path) -> bool:
-        """Whether a path, symlinks followed, lies inside the workspace."""
-        try:
-            return path.resolve().is_relative_to(self.root.resolve())
-        except OSError:
-            return False
-
-
-def _through_symlink(candidate: Path, root: Path) -> bool:
-    parts = candidate.relative_to(root).parts if candidate.is_relative_to(root) else ()
-    current = root
-    for part in parts:
-        current = current / part
-        if current.is_symlink():
-            return True
-    return False

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import os
 import sqlite3
 import time
 import uuid
@@ -22,6 +23,7 @@ from qwen_agent_cli.types import Message, SessionInfo
 EXPORT_FORMAT = "qac-session"
 EXPORT_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
+PRIVATE_MODE = 0o600
 
 
 def _migration_1(db: sqlite3.Connection) -> None:
@@ -71,8 +73,12 @@ class SessionStore:
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        # Transcripts hold file contents and command output: the folder is 0700 and the
+        # database 0600 from creation (SQLite gives its WAL and SHM files the database's mode).
+        umask = os.umask(0o077)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_MODE))
             self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             self._db.execute("PRAGMA journal_mode = WAL")
@@ -83,6 +89,8 @@ class SessionStore:
             raise StoreError(f"cannot open the session store {path}: {exc}") from exc
         except OSError as exc:
             raise StoreError(f"cannot create the session store {path}: {exc}") from exc
+        finally:
+            os.umask(umask)
 
     def close(self) -> None:
         self._db.close()

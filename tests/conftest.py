@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from qwen_agent_cli import context
 from qwen_agent_cli.cli import invoke
+from qwen_agent_cli.repository import init_repository
 from qwen_agent_cli.scripted import ScriptedServer
 
 BUGGY_CALC = """def average(values):
@@ -85,7 +85,7 @@ def repo(tmp_path: Path) -> Path:
     (path / "calc.py").write_text(BUGGY_CALC)
     (path / "test_calc.py").write_text(TEST_CALC)
     (path / "AGENTS.md").write_text("Run tests with python3 -m unittest.\n")
-    context.init_repository(path, "initial")
+    init_repository(path, "initial")
     return path
 
 

@@ -10,7 +10,7 @@ OWNERS = {
     "openai": {"provider.py"},
     "sqlite3": {"store.py"},
     "subprocess": {"sandbox.py"},
-    "git": {"context.py", "ci.py"},
+    "git": {"repository.py"},
     "typer": {"cli.py"},
     "rich": {"ui/render.py", "ui/repl.py"},
     "prompt_toolkit": {"ui/repl.py"},
@@ -50,3 +50,30 @@ def test_only_cli_reads_the_environment():
 
 def test_agent_reads_in_one_sitting():
     assert len((PACKAGE / "agent.py").read_text().splitlines()) < 250
+
+
+def qac_imports_of(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module.startswith("qwen_agent_cli."):
+                found.add(node.module.removeprefix("qwen_agent_cli."))
+            elif node.module == "qwen_agent_cli":
+                found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_the_trust_boundary_modules_sit_low():
+    """The guard, the git runner and the workspace are used by everything above them, so they
+    may import only plain data and each other, in this order."""
+    allowed = {
+        "guard.py": {"errors"},
+        "repository.py": {"errors"},
+        "workspace.py": {"errors", "guard"},
+        "trust.py": {"errors", "guard", "config"},
+    }
+    for name, permitted in allowed.items():
+        path = PACKAGE / name
+        if path.exists():
+            assert qac_imports_of(path) <= permitted, (name, qac_imports_of(path) - permitted)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from qwen_agent_cli import context
+from qwen_agent_cli.repository import init_repository
 from qwen_agent_cli.scripted import ScriptedServer, turn
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.tokens import count_tokens
@@ -46,7 +46,7 @@ def shop(tmp_path: Path) -> Path:
         "package main\n\nfunc Serve(port int) error {\n\treturn nil\n}\n"
     )
     (root / "AGENTS.md").write_text("Money is always in cents. Run `make test`.\n")
-    context.init_repository(root, "shop")
+    init_repository(root, "shop")
     return root
 
 

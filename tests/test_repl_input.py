@@ -13,7 +13,6 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from qwen_agent_cli.sandbox import Workspace
 from qwen_agent_cli.ui.repl import (
     CTRL_C,
     ReplCompleter,
@@ -21,6 +20,7 @@ from qwen_agent_cli.ui.repl import (
     parse_slash,
     prompt_session,
 )
+from qwen_agent_cli.workspace import Workspace
 
 FILES = ["README.md", "src/calc.py", "src/cli.py", "tests/test_calc.py"]
 

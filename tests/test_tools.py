@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from qwen_agent_cli.config import load_settings
-from qwen_agent_cli.sandbox import DirectExecutor, Workspace
+from qwen_agent_cli.sandbox import DirectExecutor
 from qwen_agent_cli.tools import BUILTIN_TOOLS, ToolContext, ToolRegistry
 from qwen_agent_cli.tools.shell import parse_test_counts
 from qwen_agent_cli.types import ToolCall, ToolResult
+from qwen_agent_cli.workspace import Workspace
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 
-from qwen_agent_cli import context
 from qwen_agent_cli.assemble import assemble, store_path
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import SandboxUnavailableError
 from qwen_agent_cli.events import Event, Result
+from qwen_agent_cli.repository import init_repository
 from qwen_agent_cli.scripted import ScriptedServer, load_script
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.types import Status
@@ -32,7 +32,7 @@ def copy_sample_repo(target: Path) -> Path:
     for entry in source.iterdir():
         if entry.is_file():
             (repo / entry.name).write_bytes(entry.read_bytes())
-    context.init_repository(repo, "calc: initial version")
+    init_repository(repo, "calc: initial version")
     return repo
 
 

@@ -17,8 +17,9 @@ from typing import Any, Literal, get_args, get_origin, overload
 
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import ToolError
-from qwen_agent_cli.sandbox import Executor, Workspace
+from qwen_agent_cli.sandbox import Executor
 from qwen_agent_cli.types import ToolCall, ToolResult
+from qwen_agent_cli.workspace import Workspace
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,9 +7,9 @@ import re
 from pathlib import Path
 
 from qwen_agent_cli.errors import ToolError
-from qwen_agent_cli.sandbox import Workspace
 from qwen_agent_cli.tools.base import ToolContext, tool
 from qwen_agent_cli.tools.files import BINARY_SNIFF, SKIP_DIRS
+from qwen_agent_cli.workspace import Workspace
 
 MATCH_LIMIT = 200
 GREP_FILE_LIMIT = 5_000_000

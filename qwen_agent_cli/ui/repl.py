@@ -28,16 +28,19 @@ from qwen_agent_cli.assemble import (
     Assembly,
     assemble,
     build_executor,
+    build_workspace,
     data_dir,
     session_defaults,
 )
 from qwen_agent_cli.config import APPROVAL_MODES, SANDBOX_MODES, Settings
 from qwen_agent_cli.errors import QacError, ToolError
 from qwen_agent_cli.events import CompactionEvent, Event, Result
-from qwen_agent_cli.sandbox import Workspace
+from qwen_agent_cli.guard import read_capped
+from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.types import Message, Usage
 from qwen_agent_cli.ui.render import THINKING_MODES, Renderer, diff_renderable
+from qwen_agent_cli.workspace import Workspace
 
 SLASH_COMMANDS = {
     "/help": "show this help",
@@ -154,11 +157,13 @@ def attach_files(text: str, workspace: Workspace) -> tuple[str, list[str]]:
     for name in dict.fromkeys(ATTACH.findall(text)):
         try:
             path = workspace.resolve(name.rstrip(".,;:!?)"))
-        except ToolError:
+            if not path.is_file():
+                continue
+            data = read_capped(
+                workspace.root, path.relative_to(workspace.root.resolve()), ATTACH_LIMIT
+            )[:ATTACH_LIMIT]
+        except (ToolError, ValueError):
             continue
-        if not path.is_file():
-            continue
-        data = path.read_bytes()[:ATTACH_LIMIT]
         if b"\x00" in data[:8192]:
             continue
         relative = workspace.relative(path)
@@ -292,6 +297,8 @@ class Repl:
         self.settings = settings
         self.env = env
         self.workdir = workdir
+        # Pinned now: a `.git` the model creates later is never the one qac runs git on.
+        self.repository = Repository.find(workdir)
         self.store = store
         self.renderer = renderer
         self.watcher = EscapeWatcher()
@@ -364,7 +371,7 @@ class Repl:
 
     def files(self) -> list[str]:
         if self._files is None:
-            self._files = context.workspace_files(self.workdir)
+            self._files = context.workspace_files(self.workdir, self.repository)
         return self._files
 
     # -- input -----------------------------------------------------------------------------
@@ -404,7 +411,7 @@ class Repl:
         self.renderer.say(f"exit code {result.exit_code}", "dim")
 
     def turn(self, text: str) -> None:
-        workspace = Workspace(self.workdir, guarded=self.settings.sandbox != "off")
+        workspace = build_workspace(self.settings, self.env, self.workdir)
         message, attached = attach_files(text, workspace)
         if attached:
             self.renderer.say(f"attached {', '.join(attached)}", "dim")
@@ -417,16 +424,16 @@ class Repl:
     @contextlib.contextmanager
     def checkpointed(self) -> Iterator[None]:
         """Snapshot the working tree around an action; keep the snapshot if files changed."""
-        before = context.snapshot_tree(self.workdir)
+        before = context.snapshot_tree(self.repository)
         self.start_tree = self.start_tree or before
         try:
             yield
         finally:
-            after = context.snapshot_tree(self.workdir)
-            if before is not None and after != before:
+            after = context.snapshot_tree(self.repository)
+            if self.repository is not None and before is not None and after != before:
                 owner = self.built.agent.session.id if self.built else "shell"
                 ref = f"refs/qac/checkpoints/{owner}/{len(self.checkpoints)}"
-                context.save_checkpoint(self.workdir, before, ref)
+                context.save_checkpoint(self.repository, before, ref)
                 self.checkpoints.append(before)
                 self._files = None
 
@@ -581,14 +588,14 @@ class Repl:
         self.renderer.say(f"{'total':<20} {used:>8} tokens of {window} ({used / window:.1%})")
 
     def cmd_diff(self, _: str) -> None:
-        now = context.snapshot_tree(self.workdir)
-        if now is None:
+        now = context.snapshot_tree(self.repository)
+        if now is None or self.repository is None:
             self.renderer.say("/diff needs a git repository", "yellow")
             return
         if self.start_tree is None:
             self.renderer.say("no changes in this session")
             return
-        diff = context.diff_trees(self.workdir, self.start_tree, now)
+        diff = context.diff_trees(self.repository, self.start_tree, now)
         if not diff:
             self.renderer.say("no changes in this session")
             return
@@ -599,7 +606,7 @@ class Repl:
             self.renderer.say("nothing to undo: no turn of this session changed files")
             return
         tree = self.checkpoints.pop()
-        restored = context.restore_tree(self.workdir, tree)
+        restored = context.restore_tree(self.repository, tree)
         self._files = None
         self.renderer.say(f"restored {', '.join(restored) or 'nothing'} to before the last turn")
         if restored:
@@ -649,7 +656,7 @@ def run_repl(
     renderer.hint = "/thinking full to read it"
     history_dir = data_dir(env)
     try:
-        history_dir.mkdir(parents=True, exist_ok=True)
+        history_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         history: History = FileHistory(str(history_dir / "history"))
     except OSError:
         history = InMemoryHistory()

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from qwen_agent_cli.guard import secret_paths
 from qwen_agent_cli.sandbox import find_bwrap, preflight
 from qwen_agent_cli.scripted import ScriptedServer, turn
 from tests.conftest import server_args
@@ -384,7 +385,8 @@ def test_working_in_the_home_directory_hides_only_its_secrets(tmp_path: Path):
         workspace=home,
         env={"PATH": os.environ["PATH"]},
         network=False,
-        hidden=[home],
+        masked=secret_paths([home]),
+        homes=[home],
     )
     result = executor.run(
         "cat project.txt; ls -A .ssh | wc -l; echo made > new.txt", cwd=home, timeout=10
@@ -412,7 +414,7 @@ def test_a_toolchain_beside_the_hidden_store_runs_and_the_store_stays_hidden(tmp
         "workspace-write",
         workspace=workspace,
         network=False,
-        hidden=[store],
+        masked=[store],
         env={"PATH": f"{prefix / 'bin'}:/usr/bin:/bin"},
     )
     result = executor.run(f"mytool; cat {store}/sessions.db", cwd=workspace, timeout=10)
@@ -430,7 +432,7 @@ def test_a_workspace_inside_a_repository_sees_the_rest_read_only(tmp_path: Path,
         workspace=sub,
         env={"PATH": os.environ["PATH"]},
         network=False,
-        hidden=[tmp_path / "qac-home"],
+        masked=[tmp_path / "qac-home"],
     )
     result = executor.run(
         "git status --short >/dev/null && echo git-ok; cat ../calc.py | head -1; "

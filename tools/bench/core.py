@@ -21,9 +21,11 @@ from pathlib import Path
 from qwen_agent_cli import context
 from qwen_agent_cli.assemble import system_prompt
 from qwen_agent_cli.config import load_settings
-from qwen_agent_cli.sandbox import DirectExecutor, Workspace, make_executor
+from qwen_agent_cli.repository import Repository, init_repository
+from qwen_agent_cli.sandbox import DirectExecutor, make_executor
 from qwen_agent_cli.scripted import ScriptedServer, turn
 from qwen_agent_cli.tools import BUILTIN_TOOLS, ToolContext, ToolRegistry
+from qwen_agent_cli.workspace import Workspace
 
 QAC = str(Path(sys.executable).with_name("qac"))
 
@@ -33,7 +35,7 @@ def sample_repo(root: Path) -> Path:
     repo.mkdir()
     for number in range(20):
         (repo / f"module_{number}.py").write_text(f"def f{number}():\n    return {number}\n" * 20)
-    context.init_repository(repo, "bench")
+    init_repository(repo, "bench")
     return repo
 
 
@@ -110,13 +112,21 @@ def bench_snapshot(repo: Path, cache: Path, runs: int) -> tuple[float, float]:
     """Session-start snapshot with a warm repository map, and without any map."""
     from qwen_agent_cli.tokens import estimate_tokens
 
-    context.snapshot(repo, map_tokens=2000, map_cache=cache, count_tokens=estimate_tokens)
+    context.snapshot(
+        repo, Repository.find(repo), map_tokens=2000, map_cache=cache, count_tokens=estimate_tokens
+    )
     timings = {}
     for tokens in (2000, 0):
         times = []
         for _ in range(runs):
             started = time.monotonic()
-            context.snapshot(repo, map_tokens=tokens, map_cache=cache, count_tokens=estimate_tokens)
+            context.snapshot(
+                repo,
+                Repository.find(repo),
+                map_tokens=tokens,
+                map_cache=cache,
+                count_tokens=estimate_tokens,
+            )
             times.append(time.monotonic() - started)
         timings[tokens] = statistics.median(times)
     return timings[2000], timings[0]
@@ -125,7 +135,7 @@ def bench_snapshot(repo: Path, cache: Path, runs: int) -> tuple[float, float]:
 def bench_sandbox(repo: Path, runs: int) -> tuple[float, float]:
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
     sandboxed = make_executor(
-        "workspace-write", workspace=repo, env=env, network=False, hidden=[Path.home()]
+        "workspace-write", workspace=repo, env=env, network=False, homes=[Path.home()]
     )
     direct = DirectExecutor(env=env)
     results = {}

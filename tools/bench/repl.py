@@ -18,8 +18,8 @@ from pathlib import Path
 import pexpect
 from rich.console import Console
 
-from qwen_agent_cli import context
 from qwen_agent_cli.events import Text, Thinking
+from qwen_agent_cli.repository import init_repository
 from qwen_agent_cli.ui.render import Renderer
 
 TOKENS = 4000
@@ -31,7 +31,7 @@ def startup(runs: int) -> float:
     repo = root / "repo"
     repo.mkdir()
     (repo / "a.py").write_text("x = 1\n")
-    context.init_repository(repo, "bench")
+    init_repository(repo, "bench")
     env = {**os.environ, "TERM": "xterm-256color", "QAC_HOME": str(root / "home")}
     qac = str(Path(sys.executable).with_name("qac"))
     times = []
