@@ -40,7 +40,9 @@ EXIT_BY_STATUS = {
     Status.INTERRUPTED: 130,
 }
 
-SUBCOMMANDS = frozenset({"run", "ci", "sessions", "config", "doctor", "demo", "repl"})
+SUBCOMMANDS = frozenset(
+    {"run", "ci", "sessions", "config", "doctor", "demo", "repl", "trust"}
+)
 VALUE_OPTIONS = frozenset(
     {
         "--provider",
@@ -121,14 +123,36 @@ CompactAtOpt = Annotated[
 ]
 
 
-def _settings(directory: Path | None, **flags: Any) -> Settings:
-    """Every config layer, with this command's flags on top."""
+_warned_untrusted: set[Path] = set()
+
+
+def _settings(directory: Path | None, *, warn: bool = True, **flags: Any) -> Settings:
+    """Every config layer, with this command's flags on top. An untrusted project's config
+    sets preferences only; what it tried to set beyond that is named once on stderr."""
     from qwen_agent_cli.assemble import user_config_file
 
     env = dict(os.environ)
-    return load_settings(
-        env=env, user_file=user_config_file(env), project_dir=directory, flags=flags
+    trusted = False
+    if directory is not None and (directory / PROJECT_CONFIG).is_file():
+        from qwen_agent_cli.trust import TrustStore
+
+        trusted = TrustStore(user_config_file(env).parent).is_trusted(directory)
+    settings = load_settings(
+        env=env,
+        user_file=user_config_file(env),
+        project_dir=directory,
+        flags=flags,
+        trusted_project=trusted,
     )
+    if directory is not None and settings.untrusted_keys and warn:
+        if directory in _warned_untrusted:
+            return settings
+        _warned_untrusted.add(directory)
+        _error(
+            f"ignoring {', '.join(settings.untrusted_keys)} from {directory / PROJECT_CONFIG} "
+            "(the project is not trusted; review the file, then `qac trust` to apply them)"
+        )
+    return settings
 
 
 def _setting_flags(parameters: dict[str, Any]) -> dict[str, Any]:
@@ -388,8 +412,18 @@ def repl(
         )
     workdir = workdir_of(directory)
     flags = _setting_flags(locals())
-    settings = _settings(workdir, **flags)
-    from qwen_agent_cli.ui.repl import run_repl
+    settings = _settings(workdir, warn=False, **flags)
+    from qwen_agent_cli.ui.repl import ask_trust, run_repl
+
+    if settings.untrusted_keys:
+        # The first-run question: trust is the user's to give, here or with `qac trust`.
+        if ask_trust(workdir / PROJECT_CONFIG, settings.untrusted_keys):
+            from qwen_agent_cli.assemble import user_config_file
+            from qwen_agent_cli.trust import TrustStore
+
+            TrustStore(user_config_file(os.environ).parent).trust(workdir)
+        _warned_untrusted.add(workdir)
+        settings = _settings(workdir, warn=False, **flags)
 
     session_store = _open_store(settings)
     try:
@@ -622,6 +656,43 @@ def config_init(
 
 
 @app.command()
+def trust(
+    directory: Annotated[
+        str | None, typer.Argument(help="The project directory (default: here).")
+    ] = None,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Withdraw the trust.")] = False,
+    list_trusted: Annotated[
+        bool, typer.Option("--list", help="List the trusted projects.")
+    ] = False,
+) -> None:
+    """Trust a project's own config: its sandbox, approval, provider, endpoint and key settings
+    apply from now on, until the file changes (then it needs trusting again)."""
+    from qwen_agent_cli.assemble import user_config_file, workdir_of
+    from qwen_agent_cli.trust import TrustStore
+
+    store = TrustStore(user_config_file(os.environ).parent)
+    if list_trusted:
+        for record in store.records().values():
+            state = "" if Path(record.path).is_dir() else "  (missing)"
+            print(f"{record.path}  {record.digest[:19]}{state}")
+        return
+    project = workdir_of(directory)
+    if revoke:
+        found = store.revoke(project)
+        print(f"{'revoked trust in' if found else 'was not trusted:'} {project}")
+        return
+    keys = _settings(project, warn=False).untrusted_keys
+    record = store.trust(project)
+    config = project / PROJECT_CONFIG
+    if not config.is_file():
+        print(f"trusted {project} (it has no {PROJECT_CONFIG} yet; one added later needs trust)")
+        return
+    applied = f"; now applied: {', '.join(keys)}" if keys else ""
+    print(f"trusted {project} ({PROJECT_CONFIG} {record.digest[:19]}…){applied}")
+    print("a change to the file needs `qac trust` again")
+
+
+@app.command()
 def doctor(
     provider: ProviderOpt = None,
     model: ModelOpt = None,
@@ -699,6 +770,7 @@ def route(args: list[str]) -> list[str]:
 def invoke(args: list[str]) -> int:
     """Run the command line; returns the exit code (tests call this in-process)."""
     command = typer.main.get_command(app)
+    _warned_untrusted.clear()
     try:
         code = command.main(args=route(args), prog_name="qac", standalone_mode=False)
     except QacError as exc:

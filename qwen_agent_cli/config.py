@@ -25,6 +25,23 @@ PRESERVE_SWITCHES = ("top_level", "chat_template_kwargs", "none")
 REASONING_FIELDS = ("reasoning_content", "reasoning", "reasoning_details")
 PROJECT_CONFIG = Path(".qac") / "config.toml"
 ENV_PREFIX = "QAC_"
+TRUST_REQUIRED = frozenset(
+    {
+        "provider",
+        "providers",
+        "base_url",
+        "api_key_env",
+        "sandbox",
+        "sandbox_network",
+        "sandbox_env",
+        "sandbox_bwrap",
+        "approval",
+        "allow",
+        "store",
+    }
+)
+"""Project-config keys that loosen the sandbox or approvals, choose an endpoint or a key, or
+place files: ignored until the user trusts the project (the model may have written them)."""
 STARTER_CONFIG = """\
 # qac configuration. Keys are the same as the command-line options (with _ for -).
 # Layers, later wins: packaged defaults < this user file < .qac/config.toml < QAC_* env < flags.
@@ -164,6 +181,8 @@ class Settings:
     """All known profiles, packaged and user-defined."""
     pricing: dict[str, Price] = field(default_factory=dict)
     """USD per million tokens, by model."""
+    untrusted_keys: tuple[str, ...] = ()
+    """Keys of an untrusted project's config that were ignored (for the one line saying so)."""
 
     @property
     def profile(self) -> Profile:
@@ -180,7 +199,8 @@ class Settings:
         )
 
 
-SETTING_NAMES = frozenset(f.name for f in fields(Settings)) - {"providers", "pricing"}
+NOT_SETTINGS = frozenset({"providers", "pricing", "untrusted_keys"})
+SETTING_NAMES = frozenset(f.name for f in fields(Settings)) - NOT_SETTINGS
 
 
 def packaged_text(name: str) -> str:
@@ -198,14 +218,23 @@ def load_settings(
     user_file: Path | None,
     project_dir: Path | None,
     flags: Mapping[str, Any],
+    trusted_project: bool = False,
 ) -> Settings:
-    """Merge every layer into one validated Settings; a bad value names its source."""
+    """Merge every layer into one validated Settings; a bad value names its source. An
+    untrusted project's config sets preferences only (TRUST_REQUIRED keys are left out)."""
     values: dict[str, Any] = {}
     user_profiles: dict[str, dict[str, Any]] = {}
+    ignored: list[str] = []
     _merge(values, user_profiles, _parse_toml(packaged_text("defaults.toml"), "packaged defaults"))
-    for path in (user_file, project_dir / PROJECT_CONFIG if project_dir else None):
-        if path is not None and path.is_file():
-            _merge(values, user_profiles, _read_toml(path), str(path))
+    if user_file is not None and user_file.is_file():
+        _merge(values, user_profiles, _read_toml(user_file), str(user_file))
+    project_file = project_dir / PROJECT_CONFIG if project_dir else None
+    if project_file is not None and project_file.is_file():
+        data = _read_toml(project_file)
+        if trusted_project:
+            _merge(values, user_profiles, data, str(project_file))
+        else:
+            _merge(values, user_profiles, data, str(project_file), ignored=ignored)
     for key, raw in env.items():
         if key.startswith(ENV_PREFIX) and key[len(ENV_PREFIX) :].lower() in SETTING_NAMES:
             name = key[len(ENV_PREFIX) :].lower()
@@ -213,7 +242,8 @@ def load_settings(
     for name, value in flags.items():
         if value is not None:
             values[name] = value
-    return _build(values, user_profiles)
+    settings = _build(values, user_profiles)
+    return dataclasses.replace(settings, untrusted_keys=tuple(dict.fromkeys(ignored)))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -236,9 +266,16 @@ def _merge(
     profiles: dict[str, dict[str, Any]],
     data: dict[str, Any],
     source: str = "packaged defaults",
+    *,
+    ignored: list[str] | None = None,
 ) -> None:
-    """Flatten `[sandbox] mode/network` into `sandbox`/`sandbox_network` and collect profiles."""
+    """Flatten `[sandbox] mode/network` into `sandbox`/`sandbox_network` and collect profiles.
+    With `ignored` (an untrusted layer), TRUST_REQUIRED keys are checked, then listed there
+    instead of set."""
     for key, value in data.items():
+        if key == "providers" and ignored is not None:
+            ignored.append("providers")
+            continue
         if key == "providers" and isinstance(value, dict):
             for name, table in value.items():
                 if not isinstance(table, dict):
@@ -250,15 +287,21 @@ def _merge(
                 name = key if sub == "mode" else f"{key}_{sub}"
                 if name not in SETTING_NAMES and sub in SETTING_NAMES:
                     name = sub
-                _set(values, name, subvalue, f"{source}: {key}.{sub}")
+                _set(values, name, subvalue, f"{source}: {key}.{sub}", ignored)
             continue
-        _set(values, key, value, f"{source}: {key}")
+        _set(values, key, value, f"{source}: {key}", ignored)
 
 
-def _set(values: dict[str, Any], name: str, value: Any, where: str) -> None:
+def _set(
+    values: dict[str, Any], name: str, value: Any, where: str, ignored: list[str] | None = None
+) -> None:
     if name not in SETTING_NAMES:
         raise ConfigError(f"{where} is not a known setting (see `qac config init`)")
-    values[name] = _coerce(name, value, where)
+    coerced = _coerce(name, value, where)
+    if ignored is not None and name in TRUST_REQUIRED:
+        ignored.append(name)
+        return
+    values[name] = coerced
 
 
 def _field_kind(name: str) -> type:
@@ -400,7 +443,7 @@ def settings_as_toml_dict(settings: Settings) -> dict[str, Any]:
     """The effective settings as plain values, for `qac config show`."""
     out: dict[str, Any] = {}
     for f in fields(Settings):
-        if f.name in ("providers", "pricing"):
+        if f.name in NOT_SETTINGS:
             continue
         value = getattr(settings, f.name)
         out[f.name] = list(value) if isinstance(value, tuple) else value

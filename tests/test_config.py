@@ -10,13 +10,19 @@ from qwen_agent_cli.config import load_profiles, load_settings
 from qwen_agent_cli.errors import ConfigError
 
 
-def settings_from(tmp_path: Path, user: str = "", project: str = "", env=None, flags=None):
+def settings_from(
+    tmp_path: Path, user: str = "", project: str = "", env=None, flags=None, trusted=True
+):
     user_file = tmp_path / "user.toml"
     user_file.write_text(user)
     (tmp_path / ".qac").mkdir(exist_ok=True)
     (tmp_path / ".qac" / "config.toml").write_text(project)
     return load_settings(
-        env=env or {}, user_file=user_file, project_dir=tmp_path, flags=flags or {}
+        env=env or {},
+        user_file=user_file,
+        project_dir=tmp_path,
+        flags=flags or {},
+        trusted_project=trusted,
     )
 
 

@@ -638,6 +638,23 @@ def _forward(generator: Generator[Event, None, Any]) -> Generator[Event, None, N
     yield from generator
 
 
+def ask_trust(config: Path, keys: Iterable[str], **io: Any) -> bool:
+    """The first-run question for a project whose config wants more than preferences."""
+    question = (
+        f"{config} sets {', '.join(keys)}: settings that loosen the sandbox or approvals, or "
+        "choose where your key is sent. The repository (or a model) may have written them.\n"
+        "Trust this project's config? [y/N] "
+    )
+    try:
+        answer = PromptSession[str](**io).prompt(question)
+    except (EOFError, KeyboardInterrupt):
+        answer = ""
+    if answer.strip().lower() in ("y", "yes"):
+        return True
+    sys.stderr.write(f"qac: ignoring {', '.join(keys)} from {config} (not trusted)\n")
+    return False
+
+
 def run_repl(
     settings: Settings,
     *,

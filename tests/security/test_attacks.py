@@ -286,6 +286,7 @@ def test_approval_modes_refuse_without_waiting_on_stdin(
 ):
     (repo / ".qac").mkdir()
     (repo / ".qac" / "config.toml").write_text(config)
+    assert qac("trust", str(repo)).code == 0  # allow lists apply only from a trusted project
     model_server.script(
         turn(tool_call=("edit_file", {"path": "calc.py", "old": "//", "new": "/"})),
         shell("echo ok"),
