@@ -98,8 +98,8 @@ def run_ci(
     # (a link at fix.patch, a link for the folder itself) is ever followed.
     out = JobDir.open(job.out_dir, workspace=workdir)
     try:
-        out.write(".gitignore", b"*\n", mode=0o644)  # never dirties the tree or a commit
-        if _dirty(repository) and not job.allow_dirty:
+        out.ignore_itself()
+        if _dirty(repository, out.path) and not job.allow_dirty:
             raise ConfigError(
                 "the working tree has uncommitted changes; commit or stash them first "
                 "(or pass --allow-dirty), so the patch holds only the fix"
@@ -147,7 +147,7 @@ def run_ci(
         assert loop_result is not None
         after = run_tests(built.executor, job.test_cmd, workdir, test_timeout())
         status = _verdict(Status(loop_result.status), after)
-        patch, files, tree = _changes(repository, start_commit)
+        patch, files, tree = _changes(repository, start_commit, out.path)
         out.write("fix.patch", patch + b"\n" if patch else b"")
         out.write("session.jsonl", _export(store, loop_result.session_id))
         committed = None
@@ -174,8 +174,19 @@ def run_ci(
         out.close()
 
 
-def _dirty(repository: Repository) -> bool:
-    return bool(repository.git("status", "--porcelain", "--untracked-files=normal").strip())
+def _dirty(repository: Repository, out_dir: Path) -> bool:
+    listing = repository.git(
+        "status", "--porcelain", "--untracked-files=normal", *_all_but(repository, out_dir)
+    )
+    return bool(listing.strip())
+
+
+def _all_but(repository: Repository, out_dir: Path) -> list[str]:
+    """A pathspec for the whole work tree except the job's own output folder."""
+    pathspec = ["--", "."]
+    if out_dir.is_relative_to(repository.root):
+        pathspec.append(f":(exclude,literal){out_dir.relative_to(repository.root)}")
+    return pathspec
 
 
 def _head(repository: Repository) -> tuple[str, str | None]:
@@ -205,14 +216,17 @@ def _verdict(loop_status: Status, after: TestRun) -> Status:
 PLAIN_DIFF = ("--no-color", "--no-ext-diff", "--no-textconv", "--src-prefix=a/", "--dst-prefix=b/")
 
 
-def _changes(repository: Repository, start_commit: str) -> tuple[bytes, list[str], str]:
+def _changes(
+    repository: Repository, start_commit: str, out_dir: Path
+) -> tuple[bytes, list[str], str]:
     """Every change since the start commit, new files included: the patch as git's own bytes
     (whatever the user's diff settings), the changed paths, and the tree holding them. The
-    real index is untouched."""
+    job's own output folder is never part of it, and the real index is untouched."""
+    pathspec = _all_but(repository, out_dir)
     with tempfile.TemporaryDirectory() as scratch:
         scratch_env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
         repository.git("read-tree", start_commit, env=scratch_env)
-        repository.git("add", "-A", env=scratch_env)
+        repository.git("add", "-A", *pathspec, env=scratch_env)
         tree = repository.git("write-tree", env=scratch_env).strip()
     patch = repository.git_bytes(
         "-c",

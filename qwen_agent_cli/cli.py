@@ -40,9 +40,7 @@ EXIT_BY_STATUS = {
     Status.INTERRUPTED: 130,
 }
 
-SUBCOMMANDS = frozenset(
-    {"run", "ci", "sessions", "config", "doctor", "demo", "repl", "trust"}
-)
+SUBCOMMANDS = frozenset({"run", "ci", "sessions", "config", "doctor", "demo", "repl", "trust"})
 VALUE_OPTIONS = frozenset(
     {
         "--provider",
@@ -552,6 +550,8 @@ def sessions_export(
     store: StoreOpt = None,
 ) -> None:
     """Write a session as JSON Lines (lossless, reasoning included) to a file or stdout."""
+    from qwen_agent_cli.workspace import write_private
+
     session_store = _open_store(_settings(None, store=store))
     try:
         lines = list(session_store.export_jsonl(session_id))
@@ -562,7 +562,7 @@ def sessions_export(
         sys.stdout.write(text)
         return
     try:
-        Path(out).write_text(text, encoding="utf-8")
+        write_private(Path(out), text)
     except OSError as exc:
         raise ConfigError(f"cannot write {out}: {exc}") from exc
 

@@ -316,7 +316,7 @@ class MountPlan:
         for path in dict.fromkeys(_real(p) for p in paths):
             if self.workspace.is_relative_to(path) or not path.exists():
                 continue
-            if not covered(path, self.visible):
+            if not self.shows(path):
                 continue
             if path.is_dir():
                 self.mounts.append((path, ["--tmpfs", str(path)]))
@@ -325,10 +325,18 @@ class MountPlan:
                 self.mounts.append((path, ["--ro-bind", "/dev/null", str(path)]))
 
     def mask_sockets(self, sockets: Sequence[Path]) -> None:
-        hidden = self.read_only
         for path in sockets:
-            if covered(path, self.visible) and not covered(path, hidden) and _is_socket(path):
+            if self.shows(path) and _is_socket(path):
                 self.mounts.append((path, ["--ro-bind", "/dev/null", str(path)]))
+
+    def shows(self, path: Path) -> bool:
+        """Whether the sandbox sees `path`: the deepest mount holding it is a bind, not an
+        empty tmpfs."""
+        binds = [p for p in self.visible if path.is_relative_to(p)]
+        empties = [p for p in self.read_only if path.is_relative_to(p)]
+        if not binds:
+            return False
+        return not empties or max(len(p.parts) for p in binds) > max(len(p.parts) for p in empties)
 
     def add_resolver(self) -> None:
         """With the network on, /etc/resolv.conf often links into /run: bind what it names."""

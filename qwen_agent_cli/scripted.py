@@ -62,6 +62,8 @@ class ScriptedServer:
         self.model = model
         self.check_prefix = check_prefix
         self.requests: list[dict[str, Any]] = []
+        self.credentials: list[str] = []
+        """The Authorization header of every POST (tests check where a key is sent)."""
         self.timings: list[tuple[float, float]] = []
         """(received, answered) per request, on the monotonic clock, for benchmarks."""
         self.violations: list[str] = []
@@ -186,6 +188,8 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                     server.timings.append((received, time.monotonic()))
 
         def _post(self) -> None:
+            with server._lock:
+                server.credentials.append(self.headers.get("Authorization") or "")
             length = int(self.headers.get("Content-Length") or 0)
             try:
                 body = json.loads(self.rfile.read(length) or b"{}")

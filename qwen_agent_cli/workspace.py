@@ -97,11 +97,15 @@ class Workspace:
             raise
 
     def contains(self, path: Path) -> bool:
-        """Whether a path, symlinks followed, lies inside the workspace."""
+        """Whether a path, symlinks followed, lies inside the workspace and is no secret: what
+        a walk (grep, glob) may open."""
         try:
-            return path.resolve().is_relative_to(self.root.resolve())
-        except OSError:
+            resolved = path.resolve()
+        except (OSError, RuntimeError):
             return False
+        if not resolved.is_relative_to(self.root.resolve()):
+            return False
+        return not self.guarded or covered(resolved, self._secrets) is None
 
 
 def _real(path: Path) -> Path:
@@ -169,6 +173,14 @@ class JobDir:
         except OSError as exc:
             raise ConfigError(f"cannot write {self.path / name}: {exc.strerror or exc}") from None
         return self.path / name
+
+    def ignore_itself(self) -> None:
+        """A `.gitignore` of `*`, so the folder never dirties the tree or enters a commit; one
+        that is already there (perhaps committed) is left as it is."""
+        try:
+            os.lstat(".gitignore", dir_fd=self._handle)
+        except FileNotFoundError:
+            self.write(".gitignore", b"*\n", mode=0o644)
 
     def close(self) -> None:
         if self._handle >= 0:
