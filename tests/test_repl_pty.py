@@ -269,3 +269,33 @@ def test_compact_on_demand_keeps_the_last_turn(model_server: ScriptedServer, rep
     assert "SUMMARY-X" in messages[1]["content"]
     assert [m["content"] for m in messages[2:]] == ["second", "TWO", "third"]
     assert messages[3]["reasoning"] == "r2"
+
+
+def test_the_repl_asks_once_before_an_untrusted_config_may_loosen_anything(
+    model_server: ScriptedServer, repo: Path, clean_environ: Path
+):
+    (repo / ".qac").mkdir()
+    (repo / ".qac" / "config.toml").write_text('[approval]\nallow = ["echo *"]\n')
+    child = spawn(model_server, repo)
+    child.expect("sets allow")
+    child.expect("Trust this project's config\\? \\[y/N\\]")
+    child.sendline("n")
+    child.expect("ignoring allow")
+    child.expect_exact(PROMPT)
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    assert not (clean_environ / "trusted-projects.json").exists()
+
+    child = spawn(model_server, repo)
+    child.expect("Trust this project's config\\? \\[y/N\\]")
+    child.sendline("y")
+    child.expect_exact(PROMPT)
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    assert str(repo) in (clean_environ / "trusted-projects.json").read_text()
+
+    child = spawn(model_server, repo)  # trusted now: no question
+    index = child.expect_exact([PROMPT, "Trust this project"])
+    assert index == 0
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)

@@ -48,10 +48,16 @@ def start(server: ScriptedServer, repo: Path) -> subprocess.Popen[str]:
 
 
 def kill_after(proc: subprocess.Popen[str], seconds: float) -> list[dict[str, object]]:
-    """Read events until `seconds` pass, then SIGKILL; returns the events seen before."""
+    """Read events until `seconds` after the session event (start-up takes what it takes on a
+    busy machine), then SIGKILL; returns the events seen before."""
     assert proc.stdout is not None
     fd = proc.stdout.fileno()
     data = b""
+    while b'"type": "session"' not in data:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        data += chunk
     deadline = time.monotonic() + seconds
     while (left := deadline - time.monotonic()) > 0:
         ready, _, _ = select.select([fd], [], [], left)
@@ -70,7 +76,7 @@ def kill_after(proc: subprocess.Popen[str], seconds: float) -> list[dict[str, ob
 
 def test_kill_9_at_50_points_loses_nothing_completed(qac, repo: Path):
     store_path = Path(os.environ["QAC_HOME"]) / "sessions.db"
-    offsets = [0.7 + 1.0 * n / (KILLS - 1) for n in range(KILLS)]
+    offsets = [1.0 * n / (KILLS - 1) for n in range(KILLS)]
     phases = {"streaming": 0, "tool": 0, "between": 0}
     for offset in offsets:
         with ScriptedServer(script()) as server:
@@ -110,7 +116,7 @@ def test_kill_9_at_50_points_loses_nothing_completed(qac, repo: Path):
         assert len(roles) >= len(stored) + 1
         assert roles[-1] == "user"
         (repo / "steps.log").unlink(missing_ok=True)
-    assert sum(phases.values()) >= KILLS - 2
+    assert sum(phases.values()) == KILLS
     assert phases["streaming"] >= 5, phases
     assert phases["tool"] + phases["between"] >= 5, phases
 
