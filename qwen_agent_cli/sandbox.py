@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-import functools
 import os
 import shutil
 import signal
-import stat
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,15 +21,18 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from qwen_agent_cli.errors import SandboxUnavailableError
-from qwen_agent_cli.guard import PROTECTED_DIRS, SECRET_DIRS, covered
+from qwen_agent_cli.mounts import (
+    SANDBOX_HOME,
+    MountPlan,
+    host_unix_sockets,
+    real_path,
+    system_mounts,
+)
 
 CAPTURE_LIMIT = 1_000_000
 READ_CHUNK = 65536
 ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAME", "LC_*")
 ENV_SECRET = ("*_API_KEY", "*_TOKEN", "*_SECRET", "*_PASSWORD", "QAC_*", "*APIKEY*")
-SYSTEM_DIRS: tuple[str, ...] = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
-SYSTEM_DIRS += ("opt", "sys", "nix", "gnu", "snap")
-SANDBOX_HOME = "/tmp/home"
 SHELL = "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh"
 
 
@@ -207,7 +207,7 @@ class BubblewrapExecutor:
 
     def argv(self, command: str, cwd: Path) -> list[str]:
         """The full bwrap command line; public so tests and `qac doctor` can show it."""
-        plan = MountPlan(self.workspace.resolve(), [_real(h) for h in self.homes])
+        plan = MountPlan(self.workspace.resolve(), [real_path(h) for h in self.homes])
         plan.add_toolchains(self.env.get("PATH", ""))
         plan.add_workspace(writable=self.writable)
         plan.mask(self.masked)
@@ -229,173 +229,6 @@ class BubblewrapExecutor:
             timeout=timeout,
             capture_limit=self.capture_limit,
         )
-
-
-@functools.cache
-def system_mounts() -> tuple[str, ...]:
-    """The base of every sandbox: system directories read-only (symlinked ones, as on merged-/usr
-    systems, recreated as links), fresh /dev and /proc, a private /tmp and /var/tmp, and an empty
-    /run. Nothing else of the host (/home, /root, /run, /var/lib, /srv, /mnt) is there at all."""
-    args: list[str] = []
-    for name in SYSTEM_DIRS:
-        path = Path("/") / name
-        if path.is_symlink():
-            args += ["--symlink", str(path.readlink()), str(path)]
-        elif path.is_dir():
-            args += ["--ro-bind", str(path), str(path)]
-    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
-    args += ["--dir", "/var", "--tmpfs", "/var/tmp", "--dir", "/run", "--symlink", "../run"]
-    args += ["/var/run"]
-    return tuple(args)
-
-
-@functools.cache
-def system_roots() -> tuple[Path, ...]:
-    """The host directories `system_mounts` makes visible, links resolved."""
-    roots = [(Path("/") / name).resolve() for name in SYSTEM_DIRS]
-    return tuple(dict.fromkeys(r for r in roots if r.is_dir()))
-
-
-def host_unix_sockets(table: Path = Path("/proc/net/unix")) -> list[Path]:
-    """Paths of the unix sockets bound in this network namespace (the host's, seen from qac).
-    A read-only mount does not stop connect(), so each visible one is covered."""
-    try:
-        lines = table.read_text("utf-8", "surrogateescape").splitlines()[1:]
-    except OSError:
-        return []
-    found = []
-    for line in lines:
-        fields = line.split(None, 7)
-        if len(fields) == 8 and fields[7].startswith("/"):
-            found.append(Path(fields[7]))
-    return found
-
-
-class MountPlan:
-    """The mounts of one sandboxed command beyond the system base, ordered parents first so a
-    mask inside a bind is mounted after it, and read-only remounts last."""
-
-    def __init__(self, workspace: Path, homes: Sequence[Path]) -> None:
-        self.workspace = workspace
-        self.homes = homes
-        self.mounts: list[tuple[Path, list[str]]] = []
-        self.visible: list[Path] = [*system_roots()]
-        self.read_only: list[Path] = []
-
-    def _bind(self, path: Path, how: str = "--ro-bind") -> None:
-        self.mounts.append((path, [how, str(path), str(path)]))
-        self.visible.append(path)
-
-    def add_toolchains(self, path_var: str) -> None:
-        """PATH entries and qac's own interpreter, wherever they are, read-only."""
-        for root in _toolchain_paths(path_var, self.homes):
-            if not covered(root, [*self.visible, self.workspace]):
-                self._bind(root)
-
-    def add_workspace(self, *, writable: bool) -> None:
-        workspace = self.workspace
-        # A workspace inside a repository sees the rest of it read-only (git, imports work).
-        repository = next((d for d in workspace.parents if (d / ".git").exists()), None)
-        if repository is not None and not covered(repository, self.visible):
-            self._bind(repository)
-        parent = workspace.parent
-        if repository is None and parent != Path("/tmp") and parent.is_relative_to("/tmp"):
-            # Under the private /tmp the parent would be writable scratch: `../x` must fail
-            # loudly there too, as it does against the read-only root everywhere else.
-            self.mounts.append((parent, ["--tmpfs", str(parent)]))
-            self.read_only.append(parent)
-        self._bind(workspace, "--bind" if writable else "--ro-bind")
-        for name in PROTECTED_DIRS:
-            inner = workspace / name
-            if inner.exists() and not inner.is_symlink():
-                self._bind(inner)
-
-    def mask(self, paths: Sequence[Path]) -> None:
-        """Cover each existing path that would be visible: a folder with an empty read-only
-        tmpfs, a file with /dev/null. The workspace itself (or a folder holding it) is kept."""
-        for path in dict.fromkeys(_real(p) for p in paths):
-            if self.workspace.is_relative_to(path) or not path.exists():
-                continue
-            if not self.shows(path):
-                continue
-            if path.is_dir():
-                self.mounts.append((path, ["--tmpfs", str(path)]))
-                self.read_only.append(path)
-            else:
-                self.mounts.append((path, ["--ro-bind", "/dev/null", str(path)]))
-
-    def mask_sockets(self, sockets: Sequence[Path]) -> None:
-        for path in sockets:
-            if self.shows(path) and _is_socket(path):
-                self.mounts.append((path, ["--ro-bind", "/dev/null", str(path)]))
-
-    def shows(self, path: Path) -> bool:
-        """Whether the sandbox sees `path`: the deepest mount holding it is a bind, not an
-        empty tmpfs."""
-        binds = [p for p in self.visible if path.is_relative_to(p)]
-        empties = [p for p in self.read_only if path.is_relative_to(p)]
-        if not binds:
-            return False
-        return not empties or max(len(p.parts) for p in binds) > max(len(p.parts) for p in empties)
-
-    def add_resolver(self) -> None:
-        """With the network on, /etc/resolv.conf often links into /run: bind what it names."""
-        target = _real(Path("/etc/resolv.conf"))
-        if target.is_file() and not covered(target, self.visible):
-            self._bind(target)
-
-    def args(self) -> list[str]:
-        args: list[str] = []
-        for _, mount in sorted(self.mounts, key=lambda m: len(m[0].parts)):
-            args += mount
-        for path in dict.fromkeys(self.read_only):
-            args += ["--remount-ro", str(path)]
-        return [*args, "--remount-ro", "/"]
-
-
-def _is_socket(path: Path) -> bool:
-    try:
-        return stat.S_ISSOCK(path.lstat().st_mode)
-    except OSError:
-        return False
-
-
-def _real(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path
-
-
-def _toolchain_paths(path_var: str, homes: Sequence[Path]) -> list[Path]:
-    """What to bind so the user's programs run: for each PATH entry and the interpreter running
-    qac, a version manager's whole dot-folder under a home (~/.pyenv, ~/.cargo), ~/.local's
-    program folders, or an install prefix (a venv: bin/ and lib/). Never a secret folder."""
-    wanted: list[Path] = []
-    candidates = [Path(p) for p in path_var.split(os.pathsep) if p]
-    candidates += [Path(sys.prefix), Path(sys.base_prefix)]
-    for entry in candidates:
-        resolved = _real(entry)
-        if not resolved.is_absolute() or not resolved.is_dir():
-            continue
-        home = covered(resolved, homes)
-        if home is not None and resolved != home:
-            top = home / resolved.relative_to(home).parts[0]
-            if top.name in SECRET_DIRS:
-                continue
-            if top.name == ".local":
-                keep = [top / "bin", top / "lib", top / "share" / "pipx"]
-            elif top.name.startswith("."):
-                keep = [top]
-            else:
-                prefix = resolved.parent if resolved.name == "bin" else resolved
-                keep = [resolved if prefix == home else prefix]
-        elif home is None:
-            keep = [resolved.parent if resolved.name == "bin" else resolved]
-        else:
-            continue
-        wanted += [k for k in keep if k.is_dir() and k not in wanted]
-    return wanted
 
 
 def find_bwrap(configured: str = "") -> str | None:

@@ -11,9 +11,9 @@ OWNERS = {
     "sqlite3": {"store.py"},
     "subprocess": {"sandbox.py"},
     "git": {"repository.py"},
-    "typer": {"cli.py"},
-    "rich": {"ui/render.py", "ui/repl.py"},
-    "prompt_toolkit": {"ui/repl.py"},
+    "typer": {"cli/"},
+    "rich": {"ui/"},
+    "prompt_toolkit": {"ui/"},
 }
 
 
@@ -37,15 +37,23 @@ def test_side_effect_libraries_have_one_owner():
         name = str(path.relative_to(PACKAGE))
         for library, owners in OWNERS.items():
             if library in imports_of(path):
-                assert name in owners, f"{name} imports {library}; only {owners} may"
+                owned = name in owners or any(name.startswith(o) for o in owners if o[-1] == "/")
+                assert owned, f"{name} imports {library}; only {owners} may"
 
 
 def test_only_cli_reads_the_environment():
     for path in modules():
         name = str(path.relative_to(PACKAGE))
-        if name == "cli.py":
+        if name.startswith("cli/"):
             continue
         assert "os.environ" not in path.read_text(), f"{name} reads os.environ"
+
+
+def test_modules_stay_small():
+    """STYLE: small modules with one job each (the aim is 400 lines; 500 is the limit)."""
+    for path in modules():
+        name = str(path.relative_to(PACKAGE))
+        assert len(path.read_text().splitlines()) <= 500, f"{name} is over 500 lines"
 
 
 def test_agent_reads_in_one_sitting():
@@ -71,6 +79,7 @@ def test_the_trust_boundary_modules_sit_low():
         "guard.py": {"errors"},
         "repository.py": {"errors"},
         "workspace.py": {"errors", "guard"},
+        "mounts.py": {"guard"},
         "trust.py": {"errors", "guard", "config"},
     }
     for name, permitted in allowed.items():

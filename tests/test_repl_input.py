@@ -13,7 +13,7 @@ from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.input import PipeInput, create_pipe_input
 from prompt_toolkit.output import DummyOutput
 
-from qwen_agent_cli.ui.repl import (
+from qwen_agent_cli.ui.prompt import (
     CTRL_C,
     ReplCompleter,
     attach_files,

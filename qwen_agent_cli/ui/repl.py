@@ -6,24 +6,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
-import re
-import select
-import signal
-import sys
-import threading
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion
-from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
-from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
 from qwen_agent_cli import compaction, context
-from qwen_agent_cli.approval import ApprovalRequest, Decision
 from qwen_agent_cli.assemble import (
     Assembly,
     assemble,
@@ -33,250 +23,21 @@ from qwen_agent_cli.assemble import (
     session_defaults,
 )
 from qwen_agent_cli.config import APPROVAL_MODES, SANDBOX_MODES, Settings
-from qwen_agent_cli.errors import QacError, ToolError
+from qwen_agent_cli.errors import QacError
 from qwen_agent_cli.events import CompactionEvent, Event, Result
-from qwen_agent_cli.guard import read_capped
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.types import Message, Usage
+from qwen_agent_cli.ui.prompt import (
+    CTRL_C,
+    PROMPT,
+    SLASH_COMMANDS,
+    attach_files,
+    parse_slash,
+    prompt_session,
+)
 from qwen_agent_cli.ui.render import THINKING_MODES, Renderer, diff_renderable
-from qwen_agent_cli.workspace import Workspace
-
-SLASH_COMMANDS = {
-    "/help": "show this help",
-    "/new": "start a new session",
-    "/sessions": "list stored sessions",
-    "/resume": "/resume ID: switch to a stored session",
-    "/model": "/model NAME: use another model",
-    "/thinking": "/thinking show|hide|full: how reasoning is shown",
-    "/preserve": "/preserve on|off: send earlier reasoning back",
-    "/approval": "/approval ask|auto-edit|auto",
-    "/sandbox": "/sandbox read-only|workspace-write|off",
-    "/cost": "tokens and cost of this session",
-    "/context": "tokens by part: system, repository context, messages, reasoning, tool results",
-    "/diff": "the changes made to files in this session",
-    "/undo": "revert the file changes of the last turn",
-    "/compact": "summarize older turns to free context",
-    "/exit": "leave (Ctrl-D also works)",
-}
-ARGUMENT_CHOICES = {
-    "/thinking": THINKING_MODES,
-    "/preserve": ("on", "off"),
-    "/approval": APPROVAL_MODES,
-    "/sandbox": SANDBOX_MODES,
-}
-ATTACH = re.compile(r"(?<!\S)@(\S+)")
-ATTACH_LIMIT = 100_000
-CTRL_C = "\x03"
-PROMPT = "› "  # noqa: RUF001
-
-
-def parse_slash(line: str) -> tuple[str, str] | None:
-    """`/model qwen3.6-plus` → ("/model", "qwen3.6-plus"); None for ordinary messages."""
-    stripped = line.strip()
-    if not stripped.startswith("/") or stripped.startswith("//"):
-        return None
-    name, _, rest = stripped.partition(" ")
-    return name.lower(), rest.strip()
-
-
-class ReplCompleter(Completer):
-    """Slash commands and their arguments, and `@path` file names from the workspace."""
-
-    def __init__(self, files: Callable[[], list[str]]) -> None:
-        self.files = files
-
-    def get_completions(
-        self, document: Document, complete_event: CompleteEvent
-    ) -> Iterable[Completion]:
-        before = document.text_before_cursor
-        if before.startswith("/") and "\n" not in before:
-            name, space, arg = before.partition(" ")
-            if not space:
-                for command, help_text in SLASH_COMMANDS.items():
-                    if command.startswith(name.lower()):
-                        yield Completion(command, -len(name), display_meta=help_text)
-                return
-            for choice in ARGUMENT_CHOICES.get(name.lower(), ()):
-                if choice.startswith(arg):
-                    yield Completion(choice, -len(arg))
-            return
-        word = document.get_word_before_cursor(WORD=True)
-        if word.startswith("@"):
-            prefix = word[1:]
-            for path in self.files():
-                if path.startswith(prefix) or (prefix and f"/{prefix}" in f"/{path}"):
-                    yield Completion("@" + path, -len(word))
-
-
-def key_bindings() -> KeyBindings:
-    """Enter sends; Alt+Enter / Esc Enter inserts a newline; Ctrl-C on an empty line is
-    reported to the loop (twice exits), otherwise it clears the line."""
-    bindings = KeyBindings()
-
-    @bindings.add("enter")
-    def _send(event: KeyPressEvent) -> None:
-        buffer = event.current_buffer
-        state = buffer.complete_state
-        if state is not None and state.current_completion is not None:
-            buffer.apply_completion(state.current_completion)
-            return
-        buffer.validate_and_handle()
-
-    @bindings.add("escape", "enter")
-    def _newline(event: KeyPressEvent) -> None:
-        event.current_buffer.insert_text("\n")
-
-    @bindings.add("c-c")
-    def _interrupt(event: KeyPressEvent) -> None:
-        if event.current_buffer.text:
-            event.current_buffer.reset()
-        else:
-            event.app.exit(result=CTRL_C)
-
-    return bindings
-
-
-def prompt_session(
-    history: History, files: Callable[[], list[str]], toolbar: Callable[[], str], **io: Any
-) -> PromptSession[str]:
-    return PromptSession(
-        multiline=True,
-        key_bindings=key_bindings(),
-        completer=ReplCompleter(files),
-        complete_while_typing=True,
-        history=history,
-        bottom_toolbar=toolbar,
-        **io,
-    )
-
-
-def attach_files(text: str, workspace: Workspace) -> tuple[str, list[str]]:
-    """Append the content of every `@path` that names a readable workspace file."""
-    blocks, attached = [], []
-    for name in dict.fromkeys(ATTACH.findall(text)):
-        try:
-            path = workspace.resolve(name.rstrip(".,;:!?)"))
-            if not path.is_file():
-                continue
-            data = read_capped(
-                workspace.root, path.relative_to(workspace.root.resolve()), ATTACH_LIMIT
-            )[:ATTACH_LIMIT]
-        except (ToolError, ValueError):
-            continue
-        if b"\x00" in data[:8192]:
-            continue
-        relative = workspace.relative(path)
-        blocks.append(f'<file path="{relative}">\n{data.decode("utf-8", "replace")}\n</file>')
-        attached.append(relative)
-    if not blocks:
-        return text, []
-    return text + "\n\n" + "\n\n".join(blocks), attached
-
-
-class EscapeWatcher:
-    """While a turn runs, Esc in a real terminal interrupts it like Ctrl-C does. It is stopped,
-    and the terminal given back, whenever a person must type (an approval)."""
-
-    def __init__(self) -> None:
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._saved: list[Any] | None = None
-
-    @contextlib.contextmanager
-    def watching(self) -> Iterator[None]:
-        started = sys.stdin.isatty() and self._start()
-        try:
-            yield
-        finally:
-            if started:
-                self._halt()
-
-    @contextlib.contextmanager
-    def suspended(self) -> Iterator[None]:
-        active = self._thread is not None
-        if active:
-            self._halt()
-        try:
-            yield
-        finally:
-            if active:
-                self._start()
-
-    def _start(self) -> bool:
-        import termios
-        import tty
-
-        fd = sys.stdin.fileno()
-        self._saved = termios.tcgetattr(fd)
-        tty.setcbreak(fd)
-        mode = termios.tcgetattr(fd)
-        mode[3] |= termios.ISIG  # Ctrl-C must raise SIGINT, whatever mode the prompt left
-        termios.tcsetattr(fd, termios.TCSANOW, mode)
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._watch, args=(fd,), daemon=True)
-        self._thread.start()
-        return True
-
-    def _halt(self) -> None:
-        import termios
-
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-        self._thread = None
-        if self._saved is not None:
-            termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, self._saved)
-
-    def _watch(self, fd: int) -> None:
-        while not self._stop.is_set():
-            ready, _, _ = select.select([fd], [], [], 0.05)
-            if ready and not self._stop.is_set() and os.read(fd, 1) == b"\x1b":
-                os.kill(os.getpid(), signal.SIGINT)
-
-
-class TerminalApprover:
-    """Asks y / n (with a reason) / a (always, this session) / e (edit the command)."""
-
-    def __init__(
-        self, renderer: Renderer, ask: Callable[[str, str], str], watcher: EscapeWatcher
-    ) -> None:
-        self.renderer = renderer
-        self.ask = ask
-        self.watcher = watcher
-        self.always: set[str] = set()
-
-    def approve(self, request: ApprovalRequest) -> Decision:
-        key = f"{request.tool}:{request.command}" if request.command else request.tool
-        if key in self.always:
-            return Decision(True)
-        with self.watcher.suspended():
-            return self._ask(request, key)
-
-    def _ask(self, request: ApprovalRequest, key: str) -> Decision:
-        self.renderer.end_block()
-        if request.command is not None:
-            self.renderer.say(f"{request.tool} wants to run: {request.command}", "bold yellow")
-        else:
-            self.renderer.say(f"{request.tool} wants to {request.summary}", "bold yellow")
-        if request.preview:
-            self.renderer.console.print(diff_renderable(request.preview))
-        while True:
-            answer = self.ask("allow? [y]es [n]o [a]lways [e]dit: ", "").strip().lower()
-            if answer in ("y", "yes"):
-                return Decision(True)
-            if answer in ("a", "always"):
-                self.always.add(key)
-                return Decision(True)
-            if answer in ("n", "no"):
-                reason = self.ask("reason for the model (optional): ", "").strip()
-                return Decision(False, f"the user declined{': ' + reason if reason else ''}")
-            if answer in ("e", "edit"):
-                if request.command is None:
-                    self.renderer.say("e edits commands only; answer y, n or a", "dim")
-                    continue
-                edited = self.ask("command: ", request.command).strip()
-                return Decision(bool(edited), "the user cleared the command", edited)
+from qwen_agent_cli.ui.terminal import EscapeWatcher, TerminalApprover
 
 
 class Repl:
@@ -636,23 +397,6 @@ class Repl:
 def _forward(generator: Generator[Event, None, Any]) -> Generator[Event, None, None]:
     """The events of a generator whose return value is not needed here."""
     yield from generator
-
-
-def ask_trust(config: Path, keys: Iterable[str], **io: Any) -> bool:
-    """The first-run question for a project whose config wants more than preferences."""
-    question = (
-        f"{config} sets {', '.join(keys)}: settings that loosen the sandbox or approvals, or "
-        "choose where your key is sent. The repository (or a model) may have written them.\n"
-        "Trust this project's config? [y/N] "
-    )
-    try:
-        answer = PromptSession[str](**io).prompt(question)
-    except (EOFError, KeyboardInterrupt):
-        answer = ""
-    if answer.strip().lower() in ("y", "yes"):
-        return True
-    sys.stderr.write(f"qac: ignoring {', '.join(keys)} from {config} (not trusted)\n")
-    return False
 
 
 def run_repl(

@@ -339,7 +339,7 @@ def test_instruction_files_and_the_map_never_follow_links_out(
 
 
 def test_at_file_attachments_go_through_the_guard(repo: Path, tmp_path: Path, fake_home: Path):
-    from qwen_agent_cli.ui.repl import attach_files
+    from qwen_agent_cli.ui.prompt import attach_files
     from qwen_agent_cli.workspace import Workspace
 
     (repo / "key").symlink_to(fake_home / ".ssh" / "id_rsa")

@@ -1,0 +1,269 @@
+"""The typer application and what its commands share: the option types, loading settings
+(with the project's trust applied), the store, the output writers and the exit a status maps to.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from qwen_agent_cli import __version__
+from qwen_agent_cli.config import (
+    PROJECT_CONFIG,
+    SETTING_NAMES,
+    Settings,
+    load_settings,
+)
+from qwen_agent_cli.errors import ConfigError
+from qwen_agent_cli.events import Event, Result
+from qwen_agent_cli.types import Status
+
+EXIT_BY_STATUS = {
+    Status.DONE: 0,
+    Status.FIXED: 0,
+    Status.ALREADY_PASSING: 0,
+    Status.MAX_TURNS: 1,
+    Status.MAX_COST: 1,
+    Status.TIMEOUT: 1,
+    Status.STUCK: 1,
+    Status.NOT_FIXED: 1,
+    Status.ERROR: 3,
+    Status.INTERRUPTED: 130,
+}
+
+SUBCOMMANDS = frozenset({"run", "ci", "sessions", "config", "doctor", "demo", "repl", "trust"})
+VALUE_OPTIONS = frozenset(
+    {
+        "--provider",
+        "--model",
+        "--base-url",
+        "--api-key-env",
+        "--resume",
+        "--sandbox",
+        "--approval",
+        "--max-turns",
+        "--max-cost",
+        "--timeout",
+        "--test-cmd",
+        "--output-format",
+        "--store",
+        "-C",
+        "--map-tokens",
+        "--compact-at",
+    }
+)
+app = typer.Typer(
+    name="qac",
+    help=(
+        "qwen-agent-cli: an agentic coding CLI for Qwen models, with preserved thinking. "
+        "`qac [PROMPT]` opens the interactive REPL (PROMPT, if given, is the first message)."
+    ),
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+sessions_app = typer.Typer(
+    help="List, show, export, import and remove stored sessions.", no_args_is_help=True
+)
+config_app = typer.Typer(help="Show, locate and create configuration.", no_args_is_help=True)
+app.add_typer(sessions_app, name="sessions")
+app.add_typer(config_app, name="config")
+
+ProviderOpt = Annotated[str | None, typer.Option("--provider", help="Provider profile.")]
+ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name.")]
+BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Endpoint URL.")]
+KeyEnvOpt = Annotated[
+    str | None, typer.Option("--api-key-env", help="Variable holding the API key.")
+]
+ThinkingOpt = Annotated[
+    bool | None, typer.Option("--thinking/--no-thinking", help="Ask the model to think.")
+]
+PreserveOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--preserve-thinking/--no-preserve-thinking",
+        help="Send earlier reasoning back (default on).",
+    ),
+]
+ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Continue a stored session.")]
+ContinueOpt = Annotated[
+    bool, typer.Option("--continue", help="Continue the latest session for this directory.")
+]
+SandboxOpt = Annotated[
+    str | None, typer.Option("--sandbox", help="read-only, workspace-write or off.")
+]
+ApprovalOpt = Annotated[str | None, typer.Option("--approval", help="ask, auto-edit or auto.")]
+MaxTurnsOpt = Annotated[int | None, typer.Option("--max-turns", help="Model responses budget.")]
+MaxCostOpt = Annotated[float | None, typer.Option("--max-cost", help="USD budget.")]
+TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Wall-clock seconds budget.")]
+TestCmdOpt = Annotated[str | None, typer.Option("--test-cmd", help="Command run_tests runs.")]
+FormatOpt = Annotated[
+    str | None, typer.Option("--output-format", help="text, json or stream-json.")
+]
+StoreOpt = Annotated[str | None, typer.Option("--store", help="Session store file.")]
+DirOpt = Annotated[str | None, typer.Option("-C", help="Work in DIR instead of here.")]
+MapTokensOpt = Annotated[
+    int | None, typer.Option("--map-tokens", help="Token budget of the repository map.")
+]
+CompactAtOpt = Annotated[
+    float | None,
+    typer.Option("--compact-at", help="Share of the context window that triggers compaction."),
+]
+
+
+warned_untrusted: set[Path] = set()
+
+
+def settings_for(directory: Path | None, *, warn: bool = True, **flags: Any) -> Settings:
+    """Every config layer, with this command's flags on top. An untrusted project's config
+    sets preferences only; what it tried to set beyond that is named once on stderr."""
+    from qwen_agent_cli.assemble import user_config_file
+
+    env = dict(os.environ)
+    trusted = False
+    if directory is not None and (directory / PROJECT_CONFIG).is_file():
+        from qwen_agent_cli.trust import TrustStore
+
+        trusted = TrustStore(user_config_file(env).parent).is_trusted(directory)
+    settings = load_settings(
+        env=env,
+        user_file=user_config_file(env),
+        project_dir=directory,
+        flags=flags,
+        trusted_project=trusted,
+    )
+    if directory is not None and settings.untrusted_keys and warn:
+        if directory in warned_untrusted:
+            return settings
+        warned_untrusted.add(directory)
+        error(
+            f"ignoring {', '.join(settings.untrusted_keys)} from {directory / PROJECT_CONFIG} "
+            "(the project is not trusted; review the file, then `qac trust` to apply them)"
+        )
+    return settings
+
+
+def setting_flags(parameters: dict[str, Any]) -> dict[str, Any]:
+    """A command's parameters that are settings: options are named after Settings fields, so
+    the flag layer is derived from the signature and cannot drift from it."""
+    return {name: value for name, value in parameters.items() if name in SETTING_NAMES}
+
+
+def open_store(settings: Settings) -> Any:
+    from qwen_agent_cli.assemble import store_path
+    from qwen_agent_cli.store import SessionStore
+
+    return SessionStore(store_path(settings, os.environ))
+
+
+def writer_for(output_format: str, ci_out: Path | None = None) -> Any:
+    from qwen_agent_cli.ui import output
+
+    if output_format == "json":
+        return output.JsonWriter(sys.stdout)
+    if output_format == "stream-json":
+        return output.StreamJsonWriter(sys.stdout)
+    progress = None
+    if sys.stderr.isatty():
+        from qwen_agent_cli.ui.render import Renderer
+
+        progress = Renderer.to_stderr()
+    if ci_out is not None:
+        return output.CiTextWriter(sys.stdout, ci_out, progress)
+    return output.TextWriter(sys.stdout, progress)
+
+
+def finish(result: Result | None) -> None:
+    """Exit with the status's code; a non-zero exit says why on one stderr line."""
+    if result is None:
+        raise typer.Exit(130)
+    status = Status(result.status)
+    code = EXIT_BY_STATUS[status]
+    if code:
+        why = {
+            Status.MAX_TURNS: "stopped at the --max-turns budget",
+            Status.MAX_COST: "stopped at the --max-cost budget",
+            Status.TIMEOUT: "stopped at the --timeout budget",
+            Status.STUCK: "stopped: the model kept repeating a failing action",
+            Status.NOT_FIXED: "not fixed: the test command still fails after the run",
+            Status.ERROR: f"model API error: {result.result}",
+            Status.INTERRUPTED: "interrupted",
+        }[status]
+        hint = ""
+        if result.session_id and status is not Status.ERROR:
+            hint = f'; continue with `qac run --resume {result.session_id} "..."`'
+        error(f"{why} (status {status.value}){hint}")
+    raise typer.Exit(code)
+
+
+def error(message: str) -> None:
+    sys.stderr.write(f"qac: {message}\n")
+    sys.stderr.flush()
+
+
+def drive(events: Iterator[Event], output_format: str, ci_out: Path | None = None) -> Result | None:
+    writer = writer_for(output_format, ci_out)
+    result = None
+    for event in events:
+        writer.write(event)
+        if isinstance(event, Result):
+            result = event
+    return result
+
+
+def resumed_settings(
+    store: Any,
+    workdir: Path,
+    flags: dict[str, Any],
+    settings: Settings,
+    resume: str | None,
+    continue_latest: bool,
+) -> tuple[Settings, str | None]:
+    """A resumed session keeps its own provider, model, endpoint and thinking settings unless
+    this command's flags say otherwise, so its requests stay extensions of the stored ones."""
+    from qwen_agent_cli.assemble import session_defaults
+    from qwen_agent_cli.errors import StoreError
+
+    if resume and continue_latest:
+        raise ConfigError("use either --resume ID or --continue, not both")
+    if not (resume or continue_latest):
+        return settings, None
+    info = store.get(resume) if resume else store.latest(str(workdir))
+    if info is None:
+        raise StoreError(f"no earlier session for {workdir} to continue; start one with run")
+    given = {k: v for k, v in flags.items() if v is not None}
+    return settings_for(workdir, **{**session_defaults(info), **given}), info.id
+
+
+def read_prompt(prompt: str) -> str:
+    text = sys.stdin.read() if prompt == "-" else prompt
+    if not text.strip():
+        raise ConfigError("the prompt is empty: give the task as an argument, or - to read stdin")
+    return text
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        print(f"qac {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main_options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_version_callback,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """qwen-agent-cli (qac)."""

@@ -1,0 +1,107 @@
+"""`qac config` and `qac trust`: the user's settings, and trust in a project's own config."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from qwen_agent_cli.cli.app import (
+    DirOpt,
+    app,
+    config_app,
+    settings_for,
+)
+from qwen_agent_cli.config import PROJECT_CONFIG, STARTER_CONFIG, settings_as_toml_dict
+from qwen_agent_cli.errors import ConfigError
+
+
+@config_app.command("show")
+def config_show(directory: DirOpt = None) -> None:
+    """The effective settings after every layer, as TOML."""
+    from qwen_agent_cli.assemble import workdir_of
+
+    settings = settings_for(workdir_of(directory))
+    for key, value in settings_as_toml_dict(settings).items():
+        if value is None:
+            print(f"# {key} is unset")
+        else:
+            print(f"{key} = {json.dumps(value)}")
+    profile = settings.profile
+    print(
+        f"\n# provider {profile.name}: {profile.base_url}, model {profile.model}, "
+        f"key from {profile.key_env or '(none needed)'}"
+    )
+
+
+@config_app.command("path")
+def config_path(directory: DirOpt = None) -> None:
+    """Where the user and project config files are (and whether they exist)."""
+    from qwen_agent_cli.assemble import user_config_file, workdir_of
+
+    user = user_config_file(os.environ)
+    project = workdir_of(directory) / PROJECT_CONFIG
+    for label, path in (("user", user), ("project", project)):
+        print(f"{label}: {path}{'' if path.is_file() else ' (not present)'}")
+
+
+@config_app.command("init")
+def config_init(
+    project: Annotated[
+        bool, typer.Option("--project", help="Write .qac/config.toml here instead.")
+    ] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    directory: DirOpt = None,
+) -> None:
+    """Write a commented starter config file."""
+    from qwen_agent_cli.assemble import user_config_file, workdir_of
+
+    path = workdir_of(directory) / PROJECT_CONFIG if project else user_config_file(os.environ)
+    if path.exists() and not force:
+        raise ConfigError(f"{path} already exists; pass --force to overwrite it")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(STARTER_CONFIG, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc}") from exc
+    print(f"wrote {path}")
+
+
+@app.command()
+def trust(
+    directory: Annotated[
+        str | None, typer.Argument(help="The project directory (default: here).")
+    ] = None,
+    revoke: Annotated[bool, typer.Option("--revoke", help="Withdraw the trust.")] = False,
+    list_trusted: Annotated[
+        bool, typer.Option("--list", help="List the trusted projects.")
+    ] = False,
+) -> None:
+    """Trust a project's own config: its sandbox, approval, provider, endpoint and key settings
+    apply from now on, until the file changes (then it needs trusting again)."""
+    from qwen_agent_cli.assemble import user_config_file, workdir_of
+    from qwen_agent_cli.trust import TrustStore
+
+    store = TrustStore(user_config_file(os.environ).parent)
+    if list_trusted:
+        for record in store.records().values():
+            state = "" if Path(record.path).is_dir() else "  (missing)"
+            print(f"{record.path}  {record.digest[:19]}{state}")
+        return
+    project = workdir_of(directory)
+    if revoke:
+        found = store.revoke(project)
+        print(f"{'revoked trust in' if found else 'was not trusted:'} {project}")
+        return
+    keys = settings_for(project, warn=False).untrusted_keys
+    record = store.trust(project)
+    config = project / PROJECT_CONFIG
+    if not config.is_file():
+        print(f"trusted {project} (it has no {PROJECT_CONFIG} yet; one added later needs trust)")
+        return
+    applied = f"; now applied: {', '.join(keys)}" if keys else ""
+    print(f"trusted {project} ({PROJECT_CONFIG} {record.digest[:19]}…){applied}")
+    print("a change to the file needs `qac trust` again")

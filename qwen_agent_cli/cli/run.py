@@ -1,0 +1,250 @@
+"""`qac run`, `qac ci`, the REPL and `qac demo`: the commands that run the agent."""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from qwen_agent_cli.cli.app import (
+    ApprovalOpt,
+    BaseUrlOpt,
+    CompactAtOpt,
+    ContinueOpt,
+    DirOpt,
+    FormatOpt,
+    KeyEnvOpt,
+    MapTokensOpt,
+    MaxCostOpt,
+    MaxTurnsOpt,
+    ModelOpt,
+    PreserveOpt,
+    ProviderOpt,
+    ResumeOpt,
+    SandboxOpt,
+    StoreOpt,
+    TestCmdOpt,
+    ThinkingOpt,
+    TimeoutOpt,
+    app,
+    drive,
+    error,
+    finish,
+    open_store,
+    read_prompt,
+    resumed_settings,
+    setting_flags,
+    settings_for,
+    warned_untrusted,
+)
+from qwen_agent_cli.config import PROJECT_CONFIG
+from qwen_agent_cli.errors import ConfigError
+
+
+@app.command()
+def run(
+    prompt: Annotated[str, typer.Argument(help='The task; "-" reads it from stdin.')],
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: KeyEnvOpt = None,
+    thinking: ThinkingOpt = None,
+    preserve_thinking: PreserveOpt = None,
+    resume: ResumeOpt = None,
+    continue_: ContinueOpt = False,
+    sandbox: SandboxOpt = None,
+    approval: ApprovalOpt = None,
+    max_turns: MaxTurnsOpt = None,
+    max_cost: MaxCostOpt = None,
+    timeout: TimeoutOpt = None,
+    test_cmd: TestCmdOpt = None,
+    output_format: FormatOpt = None,
+    map_tokens: MapTokensOpt = None,
+    compact_at: CompactAtOpt = None,
+    store: StoreOpt = None,
+    directory: DirOpt = None,
+) -> None:
+    """Run a task to completion without a person; prints text or JSON."""
+    from qwen_agent_cli import provider as provider_module
+
+    preload = threading.Thread(target=provider_module.preload, daemon=True)
+    preload.start()
+    from qwen_agent_cli.assemble import assemble, workdir_of
+
+    workdir = workdir_of(directory)
+    flags = setting_flags(locals())
+    settings = settings_for(workdir, **flags)
+    text = read_prompt(prompt)
+    session_store = open_store(settings)
+    try:
+        settings, resume = resumed_settings(
+            session_store, workdir, flags, settings, resume, continue_
+        )
+        built = assemble(
+            settings,
+            env=os.environ,
+            workdir=workdir,
+            store=session_store,
+            resume=resume,
+        )
+        if settings.sandbox == "off":
+            error(built.executor.description)
+        result = drive(built.agent.run(text, resumed=built.resumed), settings.output_format)
+    finally:
+        session_store.close()
+    finish(result)
+
+
+@app.command()
+def ci(
+    test_cmd: Annotated[str, typer.Option("--test-cmd", help="The failing test command.")],
+    issue: Annotated[
+        str | None, typer.Option("--issue", help="A file with the issue text.")
+    ] = None,
+    prompt: Annotated[str | None, typer.Option("--prompt", help="The issue text.")] = None,
+    commit: Annotated[
+        bool, typer.Option("--commit", help="Commit a verified fix on a new branch.")
+    ] = False,
+    branch: Annotated[
+        str | None, typer.Option("--branch", help="Branch for --commit (qac/fix-<session>).")
+    ] = None,
+    out: Annotated[str, typer.Option("--out", help="Directory for the artifacts.")] = ".qac-out",
+    allow_dirty: Annotated[
+        bool, typer.Option("--allow-dirty", help="Run on a working tree with changes.")
+    ] = False,
+    test_timeout: Annotated[
+        float | None, typer.Option("--test-timeout", help="Seconds the test command may run.")
+    ] = None,
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: KeyEnvOpt = None,
+    thinking: ThinkingOpt = None,
+    preserve_thinking: PreserveOpt = None,
+    sandbox: SandboxOpt = None,
+    approval: ApprovalOpt = None,
+    max_turns: MaxTurnsOpt = None,
+    max_cost: MaxCostOpt = None,
+    timeout: TimeoutOpt = None,
+    output_format: FormatOpt = None,
+    map_tokens: MapTokensOpt = None,
+    compact_at: CompactAtOpt = None,
+    store: StoreOpt = None,
+    directory: DirOpt = None,
+) -> None:
+    """CI bug-fix job: verify the failure, fix it, re-verify, leave a patch and a report."""
+    from qwen_agent_cli import provider as provider_module
+
+    threading.Thread(target=provider_module.preload, daemon=True).start()
+    from qwen_agent_cli.assemble import workdir_of
+    from qwen_agent_cli.ci import CiJob, run_ci
+
+    workdir = workdir_of(directory)
+    settings = settings_for(workdir, **setting_flags(locals()))
+    if issue and prompt:
+        raise ConfigError("use either --issue FILE or --prompt TEXT, not both")
+    issue_text = prompt or ""
+    if issue:
+        try:
+            issue_text = Path(issue).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read the issue file {issue}: {exc}") from exc
+    out_dir = Path(out) if Path(out).is_absolute() else workdir / out
+    job = CiJob(
+        test_cmd=test_cmd,
+        out_dir=out_dir,
+        issue_text=issue_text,
+        commit=commit,
+        branch=branch,
+        allow_dirty=allow_dirty,
+        test_timeout=test_timeout or settings.command_timeout,
+    )
+    session_store = open_store(settings)
+    try:
+        events = run_ci(settings, job, env=os.environ, workdir=workdir, store=session_store)
+        result = drive(events, settings.output_format, ci_out=out_dir)
+    finally:
+        session_store.close()
+    finish(result)
+
+
+@app.command(hidden=True)
+def repl(
+    prompt: Annotated[str | None, typer.Argument(help="The first message.")] = None,
+    provider: ProviderOpt = None,
+    model: ModelOpt = None,
+    base_url: BaseUrlOpt = None,
+    api_key_env: KeyEnvOpt = None,
+    thinking: ThinkingOpt = None,
+    preserve_thinking: PreserveOpt = None,
+    resume: ResumeOpt = None,
+    continue_: ContinueOpt = False,
+    sandbox: SandboxOpt = None,
+    approval: ApprovalOpt = None,
+    max_turns: MaxTurnsOpt = None,
+    max_cost: MaxCostOpt = None,
+    timeout: TimeoutOpt = None,
+    test_cmd: TestCmdOpt = None,
+    map_tokens: MapTokensOpt = None,
+    compact_at: CompactAtOpt = None,
+    store: StoreOpt = None,
+    directory: DirOpt = None,
+) -> None:
+    """The interactive REPL (what `qac [PROMPT]` opens)."""
+    from qwen_agent_cli.assemble import workdir_of
+
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ConfigError(
+            "the REPL needs a terminal; for scripts use `qac run PROMPT` (PROMPT - reads stdin)"
+        )
+    workdir = workdir_of(directory)
+    flags = setting_flags(locals())
+    settings = settings_for(workdir, warn=False, **flags)
+    from qwen_agent_cli.ui.repl import run_repl
+    from qwen_agent_cli.ui.terminal import ask_trust
+
+    if settings.untrusted_keys:
+        # The first-run question: trust is the user's to give, here or with `qac trust`.
+        if ask_trust(workdir / PROJECT_CONFIG, settings.untrusted_keys):
+            from qwen_agent_cli.assemble import user_config_file
+            from qwen_agent_cli.trust import TrustStore
+
+            TrustStore(user_config_file(os.environ).parent).trust(workdir)
+        warned_untrusted.add(workdir)
+        settings = settings_for(workdir, warn=False, **flags)
+
+    session_store = open_store(settings)
+    try:
+        settings, resume = resumed_settings(
+            session_store, workdir, flags, settings, resume, continue_
+        )
+        code = run_repl(
+            settings,
+            env=os.environ,
+            workdir=workdir,
+            store=session_store,
+            first_prompt=prompt,
+            resume=resume,
+            continue_latest=False,
+        )
+    finally:
+        session_store.close()
+    raise typer.Exit(code)
+
+
+@app.command()
+def demo(
+    sandbox: SandboxOpt = None,
+    store: StoreOpt = None,
+) -> None:
+    """Run the whole loop offline: a bundled repo with a failing test and a scripted model."""
+    from qwen_agent_cli.demo import run_demo
+    from qwen_agent_cli.ui.render import Renderer
+
+    settings = settings_for(None, sandbox=sandbox, store=store)
+    renderer = Renderer.to_stdout(thinking="full")
+    raise typer.Exit(run_demo(settings, env=os.environ, show=renderer.write, say=renderer.say))

@@ -1,0 +1,168 @@
+"""`qac sessions`: list, show, export, import and remove stored sessions."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from qwen_agent_cli.cli.app import (
+    StoreOpt,
+    open_store,
+    sessions_app,
+    settings_for,
+)
+from qwen_agent_cli.errors import ConfigError
+
+
+@sessions_app.command("list")
+def sessions_list(
+    store: StoreOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
+) -> None:
+    """Stored sessions, newest first."""
+    import time
+
+    session_store = open_store(settings_for(None, store=store))
+    try:
+        for info in session_store.list():
+            count = session_store.count_messages(info.id)
+            if as_json:
+                print(
+                    json.dumps(
+                        {
+                            "id": info.id,
+                            "repository": info.repository,
+                            "model": info.model,
+                            "status": info.status,
+                            "title": info.title,
+                            "messages": count,
+                            "updated_at": info.updated_at,
+                        }
+                    )
+                )
+                continue
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.updated_at))
+            print(
+                f"{info.id}  {when}  {info.status:<11} {count:>4} msgs  "
+                f"{info.repository}  {info.title[:50]}"
+            )
+    finally:
+        session_store.close()
+
+
+@sessions_app.command("show")
+def sessions_show(
+    session_id: Annotated[str, typer.Argument(help="Session id or a unique prefix.")],
+    thinking: Annotated[bool, typer.Option("--thinking", help="Include the reasoning.")] = False,
+    context: Annotated[
+        bool, typer.Option("--context", help="Tokens by part of the next request.")
+    ] = False,
+    store: StoreOpt = None,
+) -> None:
+    """A session's messages, with tool calls and (with --thinking) the reasoning."""
+    session_store = open_store(settings_for(None, store=store))
+    try:
+        info = session_store.get(session_id)
+        if context:
+            _show_context(info, session_store.messages(info.id))
+            return
+        print(
+            f"session {info.id} · {info.repository} · {info.provider}/{info.model} · {info.status}"
+        )
+        for number, message in enumerate(session_store.messages(info.id), start=1):
+            if message.role == "compaction":
+                print(
+                    f"\n[{number}] ── compacted here: {message.name} starts; earlier turns "
+                    "are summarized for the model (and all kept here) ──"
+                )
+                continue
+            flags = " (interrupted)" if message.interrupted else ""
+            flags += " (error)" if message.is_error else ""
+            print(f"\n[{number}] {message.role}{flags}")
+            if thinking and message.reasoning:
+                print("  <thinking>")
+                print("  " + message.reasoning.replace("\n", "\n  "))
+                print("  </thinking>")
+            if message.content:
+                print(message.content)
+            for call in message.tool_calls:
+                print(f"  -> {call.name}({call.arguments})")
+    finally:
+        session_store.close()
+
+
+def _show_context(info: Any, messages: Any) -> None:
+    from qwen_agent_cli.compaction import active
+    from qwen_agent_cli.tokens import context_breakdown, exact
+
+    parts = context_breakdown(info, active(messages))
+    how = "Qwen3.6 tokenizer" if exact() else "estimated, 4 characters a token"
+    print(f"session {info.id}: tokens of the next request by part ({how})")
+    for part, count in parts.items():
+        print(f"  {part:<20} {count:>9}")
+    print(f"  {'total':<20} {sum(parts.values()):>9}")
+
+
+@sessions_app.command("export")
+def sessions_export(
+    session_id: Annotated[str, typer.Argument(help="Session id or a unique prefix.")],
+    out: Annotated[str | None, typer.Option("-o", "--output", help="File to write.")] = None,
+    store: StoreOpt = None,
+) -> None:
+    """Write a session as JSON Lines (lossless, reasoning included) to a file or stdout."""
+    from qwen_agent_cli.workspace import write_private
+
+    session_store = open_store(settings_for(None, store=store))
+    try:
+        lines = list(session_store.export_jsonl(session_id))
+    finally:
+        session_store.close()
+    text = "\n".join(lines) + "\n"
+    if out is None:
+        sys.stdout.write(text)
+        return
+    try:
+        write_private(Path(out), text)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {out}: {exc}") from exc
+
+
+@sessions_app.command("import")
+def sessions_import(
+    file: Annotated[str, typer.Argument(help='A JSON Lines export; "-" reads stdin.')],
+    store: StoreOpt = None,
+) -> None:
+    """Add an exported session to the store under its original id, ready to --resume."""
+    from qwen_agent_cli.errors import StoreError
+
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8")
+        # Only "\n" ends a record: U+2028 and friends may stand raw inside JSON strings.
+        lines = text.split("\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"cannot read {file}: {exc}") from exc
+    session_store = open_store(settings_for(None, store=store))
+    try:
+        info = session_store.import_jsonl(lines, source=file)
+    finally:
+        session_store.close()
+    print(info.id)
+
+
+@sessions_app.command("rm")
+def sessions_rm(
+    session_id: Annotated[str, typer.Argument(help="Session id or a unique prefix.")],
+    store: StoreOpt = None,
+) -> None:
+    """Delete a session and its messages."""
+    session_store = open_store(settings_for(None, store=store))
+    try:
+        info = session_store.get(session_id)
+        session_store.remove(info.id)
+    finally:
+        session_store.close()
+    print(f"removed {info.id}")

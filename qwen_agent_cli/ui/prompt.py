@@ -1,0 +1,152 @@
+"""What a person types in the REPL: slash-command parsing, Tab completion of commands and
+`@paths`, the key bindings, the prompt session, and `@path` attachments (read through the guard).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
+from prompt_toolkit.history import History
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+
+from qwen_agent_cli.config import APPROVAL_MODES, SANDBOX_MODES
+from qwen_agent_cli.errors import ToolError
+from qwen_agent_cli.guard import read_capped
+from qwen_agent_cli.ui.render import THINKING_MODES
+from qwen_agent_cli.workspace import Workspace
+
+SLASH_COMMANDS = {
+    "/help": "show this help",
+    "/new": "start a new session",
+    "/sessions": "list stored sessions",
+    "/resume": "/resume ID: switch to a stored session",
+    "/model": "/model NAME: use another model",
+    "/thinking": "/thinking show|hide|full: how reasoning is shown",
+    "/preserve": "/preserve on|off: send earlier reasoning back",
+    "/approval": "/approval ask|auto-edit|auto",
+    "/sandbox": "/sandbox read-only|workspace-write|off",
+    "/cost": "tokens and cost of this session",
+    "/context": "tokens by part: system, repository context, messages, reasoning, tool results",
+    "/diff": "the changes made to files in this session",
+    "/undo": "revert the file changes of the last turn",
+    "/compact": "summarize older turns to free context",
+    "/exit": "leave (Ctrl-D also works)",
+}
+ARGUMENT_CHOICES = {
+    "/thinking": THINKING_MODES,
+    "/preserve": ("on", "off"),
+    "/approval": APPROVAL_MODES,
+    "/sandbox": SANDBOX_MODES,
+}
+ATTACH = re.compile(r"(?<!\S)@(\S+)")
+ATTACH_LIMIT = 100_000
+CTRL_C = "\x03"
+PROMPT = "› "  # noqa: RUF001
+
+
+def parse_slash(line: str) -> tuple[str, str] | None:
+    """`/model qwen3.6-plus` → ("/model", "qwen3.6-plus"); None for ordinary messages."""
+    stripped = line.strip()
+    if not stripped.startswith("/") or stripped.startswith("//"):
+        return None
+    name, _, rest = stripped.partition(" ")
+    return name.lower(), rest.strip()
+
+
+class ReplCompleter(Completer):
+    """Slash commands and their arguments, and `@path` file names from the workspace."""
+
+    def __init__(self, files: Callable[[], list[str]]) -> None:
+        self.files = files
+
+    def get_completions(
+        self, document: Document, complete_event: CompleteEvent
+    ) -> Iterable[Completion]:
+        before = document.text_before_cursor
+        if before.startswith("/") and "\n" not in before:
+            name, space, arg = before.partition(" ")
+            if not space:
+                for command, help_text in SLASH_COMMANDS.items():
+                    if command.startswith(name.lower()):
+                        yield Completion(command, -len(name), display_meta=help_text)
+                return
+            for choice in ARGUMENT_CHOICES.get(name.lower(), ()):
+                if choice.startswith(arg):
+                    yield Completion(choice, -len(arg))
+            return
+        word = document.get_word_before_cursor(WORD=True)
+        if word.startswith("@"):
+            prefix = word[1:]
+            for path in self.files():
+                if path.startswith(prefix) or (prefix and f"/{prefix}" in f"/{path}"):
+                    yield Completion("@" + path, -len(word))
+
+
+def key_bindings() -> KeyBindings:
+    """Enter sends; Alt+Enter / Esc Enter inserts a newline; Ctrl-C on an empty line is
+    reported to the loop (twice exits), otherwise it clears the line."""
+    bindings = KeyBindings()
+
+    @bindings.add("enter")
+    def _send(event: KeyPressEvent) -> None:
+        buffer = event.current_buffer
+        state = buffer.complete_state
+        if state is not None and state.current_completion is not None:
+            buffer.apply_completion(state.current_completion)
+            return
+        buffer.validate_and_handle()
+
+    @bindings.add("escape", "enter")
+    def _newline(event: KeyPressEvent) -> None:
+        event.current_buffer.insert_text("\n")
+
+    @bindings.add("c-c")
+    def _interrupt(event: KeyPressEvent) -> None:
+        if event.current_buffer.text:
+            event.current_buffer.reset()
+        else:
+            event.app.exit(result=CTRL_C)
+
+    return bindings
+
+
+def prompt_session(
+    history: History, files: Callable[[], list[str]], toolbar: Callable[[], str], **io: Any
+) -> PromptSession[str]:
+    return PromptSession(
+        multiline=True,
+        key_bindings=key_bindings(),
+        completer=ReplCompleter(files),
+        complete_while_typing=True,
+        history=history,
+        bottom_toolbar=toolbar,
+        **io,
+    )
+
+
+def attach_files(text: str, workspace: Workspace) -> tuple[str, list[str]]:
+    """Append the content of every `@path` that names a readable workspace file."""
+    blocks, attached = [], []
+    for name in dict.fromkeys(ATTACH.findall(text)):
+        try:
+            path = workspace.resolve(name.rstrip(".,;:!?)"))
+            if not path.is_file():
+                continue
+            data = read_capped(
+                workspace.root, path.relative_to(workspace.root.resolve()), ATTACH_LIMIT
+            )[:ATTACH_LIMIT]
+        except (ToolError, ValueError):
+            continue
+        if b"\x00" in data[:8192]:
+            continue
+        relative = workspace.relative(path)
+        blocks.append(f'<file path="{relative}">\n{data.decode("utf-8", "replace")}\n</file>')
+        attached.append(relative)
+    if not blocks:
+        return text, []
+    return text + "\n\n" + "\n\n".join(blocks), attached
