@@ -15,7 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from qwen_agent_cli.errors import ConfigError
+from qwen_agent_cli.errors import ConfigError, ToolError
+from qwen_agent_cli.guard import read_capped
 
 SANDBOX_MODES = ("read-only", "workspace-write", "off")
 APPROVAL_MODES = ("ask", "auto-edit", "auto")
@@ -25,6 +26,7 @@ PRESERVE_SWITCHES = ("top_level", "chat_template_kwargs", "none")
 REASONING_FIELDS = ("reasoning_content", "reasoning", "reasoning_details")
 PROJECT_CONFIG = Path(".qac") / "config.toml"
 ENV_PREFIX = "QAC_"
+PROJECT_CONFIG_LIMIT = 1_000_000
 TRUST_REQUIRED = frozenset(
     {
         "provider",
@@ -229,8 +231,8 @@ def load_settings(
     if user_file is not None and user_file.is_file():
         _merge(values, user_profiles, _read_toml(user_file), str(user_file))
     project_file = project_dir / PROJECT_CONFIG if project_dir else None
-    if project_file is not None and project_file.is_file():
-        data = _read_toml(project_file)
+    if project_dir is not None and project_file is not None and project_file.is_file():
+        data = _read_project_toml(project_dir)
         if trusted_project:
             _merge(values, user_profiles, data, str(project_file))
         else:
@@ -244,6 +246,21 @@ def load_settings(
             values[name] = value
     settings = _build(values, user_profiles)
     return dataclasses.replace(settings, untrusted_keys=tuple(dict.fromkeys(ignored)))
+
+
+def _read_project_toml(project_dir: Path) -> dict[str, Any]:
+    """The project file through the guard: a link out of the project is refused, so what the
+    trust hash covers is what is read."""
+    path = project_dir / PROJECT_CONFIG
+    try:
+        data = read_capped(project_dir, PROJECT_CONFIG, PROJECT_CONFIG_LIMIT)
+    except ToolError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from None
+    try:
+        text = data[:PROJECT_CONFIG_LIMIT].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"cannot read config file {path}: {exc}") from exc
+    return _parse_toml(text, str(path))
 
 
 def _read_toml(path: Path) -> dict[str, Any]:

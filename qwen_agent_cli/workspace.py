@@ -35,9 +35,12 @@ class Workspace:
     _secrets: tuple[Path, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        # A secret folder may be a link (dotfile managers): refuse its target as well.
+        # A secret folder may be a link (dotfile managers): refuse its target as well. One that
+        # holds the workspace itself (`-C ~/.config/nvim`) is where the user chose to work.
+        root = _real(self.root)
         both = [*self.secrets, *(_real(p) for p in self.secrets)]
-        object.__setattr__(self, "_secrets", tuple(dict.fromkeys(both)))
+        kept = [p for p in both if not root.is_relative_to(p)]
+        object.__setattr__(self, "_secrets", tuple(dict.fromkeys(kept)))
 
     def resolve(self, path: str, *, write: bool = False) -> Path:
         """Refuse paths outside the workspace (by `..`, absolute, or symlink), secrets, and

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from qwen_agent_cli import context
+from qwen_agent_cli.errors import ToolError
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.scripted import ScriptedServer, turn
 from tests.conftest import TEST_CMD, server_args
@@ -483,3 +484,29 @@ def test_no_host_unix_socket_is_reachable_but_sandbox_sockets_work(
     assert "pool 3" in result.output, result.output
     assert "own /tmp/own.sock" in result.output
     assert "own own.sock" in result.output
+
+
+def test_a_project_config_linked_out_of_the_project_is_refused(qac, repo: Path, tmp_path: Path):
+    elsewhere = tmp_path / "elsewhere.toml"
+    elsewhere.write_text('sandbox = "off"\n')
+    (repo / ".qac").mkdir()
+    (repo / ".qac" / "config.toml").symlink_to(elsewhere)
+    out = qac("config", "show", "-C", str(repo))
+    assert out.code == 2
+    assert "leads outside the workspace" in out.stderr
+
+
+def test_working_inside_a_secret_folder_is_the_users_choice(fake_home: Path):
+    from qwen_agent_cli.guard import secret_paths
+    from qwen_agent_cli.workspace import Workspace
+
+    workdir = fake_home / ".config" / "nvim"
+    workdir.mkdir(parents=True)
+    (workdir / "init.lua").write_text("-- config\n")
+    workspace = Workspace(workdir, secrets=tuple(secret_paths([fake_home])))
+    assert workspace.resolve("init.lua") == (workdir / "init.lua").resolve()
+    with pytest.raises(ToolError, match="outside the workspace"):
+        workspace.resolve(str(fake_home / ".ssh" / "id_rsa"))
+    at_home = Workspace(fake_home, secrets=tuple(secret_paths([fake_home])))
+    with pytest.raises(ToolError, match="holds credentials"):
+        at_home.resolve(".config/nvim/init.lua")
