@@ -70,7 +70,7 @@ def homes(env: Mapping[str, str]) -> list[Path]:
         found.append(Path(env["HOME"]).expanduser())
     with contextlib.suppress(KeyError, OSError):
         found.append(Path(pwd.getpwuid(os.getuid()).pw_dir))
-    return list(dict.fromkeys(_real(p) for p in found if str(p) not in ("", "/")))
+    return list(dict.fromkeys(real_path(p) for p in found if str(p) not in ("", "/")))
 
 
 def secret_paths(home_dirs: Iterable[Path]) -> list[Path]:
@@ -79,7 +79,8 @@ def secret_paths(home_dirs: Iterable[Path]) -> list[Path]:
     return [home / name for home in home_dirs for name in (*SECRET_DIRS, *SECRET_FILES)]
 
 
-def _real(path: Path) -> Path:
+def real_path(path: Path) -> Path:
+    """`path` with its links resolved, or as it is when that fails (a loop, a permission)."""
     try:
         return path.resolve()
     except (OSError, RuntimeError):
@@ -104,8 +105,8 @@ def read_capped(root: Path, name: str | Path, limit: int) -> bytes:
 
     Refused with a ToolError: a path that leaves `root` once links are resolved, anything that
     is not a regular file (a FIFO would hang, /dev/zero never ends), an unreadable file."""
-    resolved = _real(root / name)
-    if not resolved.is_relative_to(_real(root)):
+    resolved = real_path(root / name)
+    if not resolved.is_relative_to(real_path(root)):
         raise ToolError(f"{name}: refused, it leads outside the workspace")
     flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
     try:

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from qwen_agent_cli.guard import PROTECTED_DIRS, SECRET_DIRS, covered
+from qwen_agent_cli.guard import PROTECTED_DIRS, SECRET_DIRS, covered, real_path
 
 SYSTEM_DIRS: tuple[str, ...] = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 SYSTEM_DIRS += ("opt", "sys", "nix", "gnu", "snap")
@@ -147,13 +147,6 @@ def _is_socket(path: Path) -> bool:
         return stat.S_ISSOCK(path.lstat().st_mode)
     except OSError:
         return False
-
-
-def real_path(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path
 
 
 def _toolchain_paths(path_var: str, homes: Sequence[Path]) -> list[Path]:

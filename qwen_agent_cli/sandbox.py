@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from qwen_agent_cli.errors import SandboxUnavailableError
+from qwen_agent_cli.guard import real_path
 from qwen_agent_cli.mounts import (
     SANDBOX_HOME,
     MountPlan,
     host_unix_sockets,
-    real_path,
     system_mounts,
 )
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from qwen_agent_cli.errors import ConfigError, ToolError
-from qwen_agent_cli.guard import PROTECTED_DIRS, covered
+from qwen_agent_cli.guard import PROTECTED_DIRS, covered, real_path
 
 PRIVATE_FILE = 0o600
 DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -37,8 +37,8 @@ class Workspace:
     def __post_init__(self) -> None:
         # A secret folder may be a link (dotfile managers): refuse its target as well. One that
         # holds the workspace itself (`-C ~/.config/nvim`) is where the user chose to work.
-        root = _real(self.root)
-        both = [*self.secrets, *(_real(p) for p in self.secrets)]
+        root = real_path(self.root)
+        both = [*self.secrets, *(real_path(p) for p in self.secrets)]
         kept = [p for p in both if not root.is_relative_to(p)]
         object.__setattr__(self, "_secrets", tuple(dict.fromkeys(kept)))
 
@@ -71,7 +71,7 @@ class Workspace:
                     f"{path}: refused, the {first[0]} directory is read-only (git's state and "
                     "qac's project config are never written by tools)"
                 )
-            if covered(resolved, [_real(p) for p in self.protected]):
+            if covered(resolved, [real_path(p) for p in self.protected]):
                 raise ToolError(f"{path}: refused, qac writes this folder itself")
         return resolved
 
@@ -109,13 +109,6 @@ class Workspace:
         if not resolved.is_relative_to(self.root.resolve()):
             return False
         return not self.guarded or covered(resolved, self._secrets) is None
-
-
-def _real(path: Path) -> Path:
-    try:
-        return path.resolve()
-    except (OSError, RuntimeError):
-        return path
 
 
 def _through_symlink(candidate: Path, root: Path) -> bool:
