@@ -7,12 +7,12 @@ Imports types and config only; knows nothing of terminals.
 from __future__ import annotations
 
 import fnmatch
-import re
 from dataclasses import dataclass
 from typing import Protocol
 
+from qwen_agent_cli.shell_syntax import parse_command_line
+
 COMMAND_TOOLS = frozenset({"shell", "run_tests"})
-SEPARATORS = re.compile(r"&&|\|\||;|\||\n|\$\(|`")
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,29 +43,51 @@ class Approver(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Policy:
+    """Deny patterns match if any simple command of a line (or any wrapper form of one) matches;
+    allow patterns skip asking only if every simple command matches one. Patterns are a
+    convenience: the sandbox is the boundary."""
+
     mode: str
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
 
     def denied_by(self, command: str) -> str | None:
-        """The deny pattern a command (or any part of a compound command) matches."""
-        pieces = [command.strip(), *(p.strip() for p in SEPARATORS.split(command))]
-        for piece in filter(None, pieces):
+        """The deny pattern a command (or any part or wrapper form of it) matches."""
+        parsed = parse_command_line(command)
+        whole = " ".join(command.split())
+        for piece in (whole, *parsed.layers, *parsed.commands):
             for pattern in self.deny:
                 if fnmatch.fnmatchcase(piece, pattern):
                     return pattern
         return None
 
     def allowed_by(self, command: str) -> bool:
-        return any(fnmatch.fnmatchcase(command.strip(), p) for p in self.allow)
+        parsed = parse_command_line(command)
+        if parsed.opaque or not parsed.commands:
+            return False
+        return all(
+            any(fnmatch.fnmatchcase(simple, pattern) for pattern in self.allow)
+            for simple in parsed.commands
+        )
 
     def needs_asking(self, request: ApprovalRequest) -> bool:
-        if request.read_only or self.mode == "auto":
+        if request.read_only:
             return False
         is_command = request.tool in COMMAND_TOOLS
-        if is_command and request.command is not None and self.allowed_by(request.command):
+        if is_command and request.command is not None:
+            if unchecked(request.command):
+                return True  # deny patterns cannot see into it, so nothing waves it through
+            if self.mode != "auto" and self.allowed_by(request.command):
+                return False
+        if self.mode == "auto":
             return False
         return self.mode == "ask" or is_command
+
+
+def unchecked(command: str) -> str:
+    """Why a command line cannot be checked against the rules (eval, a variable as the command
+    name, a parse error, a shell reading commands from its input), or ""."""
+    return parse_command_line(command).opaque
 
 
 def decide(policy: Policy, request: ApprovalRequest, approver: Approver) -> Decision:
@@ -88,6 +110,13 @@ class NonInteractiveApprover:
         self.mode = mode
 
     def approve(self, request: ApprovalRequest) -> Decision:
+        why = unchecked(request.command) if request.command is not None else ""
+        if why:
+            return Decision(
+                False,
+                f"the command cannot be checked against the approval rules ({why}), so it needs "
+                "a person, and this run is non-interactive; write the command out plainly",
+            )
         return Decision(
             False,
             f"approval mode {self.mode!r} needs a person to approve {request.tool}, and this "

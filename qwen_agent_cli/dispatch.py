@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from qwen_agent_cli.approval import ApprovalRequest, Approver, Policy, decide
 from qwen_agent_cli.errors import ToolError
 from qwen_agent_cli.tools import ToolRegistry
+from qwen_agent_cli.tools.shell import test_command_line
 from qwen_agent_cli.types import ToolCall, ToolResult
 
 
@@ -26,7 +27,12 @@ class Dispatcher:
             return ToolResult(call.id, call.name, str(exc), is_error=True)
         command = args.get("command") if call.name == "shell" else None
         if call.name == "run_tests":
-            command = self.registry.ctx.settings.test_cmd
+            try:
+                command = test_command_line(
+                    self.registry.ctx.settings.test_cmd, str(args.get("args") or "")
+                )
+            except ToolError as exc:
+                return ToolResult(call.id, call.name, str(exc), is_error=True)
         summary = command or (
             f"edit {args.get('path')}"
             if not found.read_only and "path" in args

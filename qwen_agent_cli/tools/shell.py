@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shlex
 
 from qwen_agent_cli.errors import ToolError
 from qwen_agent_cli.sandbox import ExecResult
@@ -66,6 +67,22 @@ def describe_counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{value} {key}" for key, value in counts.items()) or "no counts found"
 
 
+def test_command_line(test_cmd: str | None, args: str) -> str:
+    """The configured test command with the model's arguments appended as separate words, each
+    quoted: `args` is split like shell words, never pasted into the shell line, so `; git push`
+    is an argument the test runner rejects, not a second command."""
+    if not test_cmd:
+        raise ToolError(
+            "no test command is configured (--test-cmd or test_cmd in config); "
+            "use the shell tool to run tests"
+        )
+    try:
+        words = shlex.split(args)
+    except ValueError as exc:
+        raise ToolError(f"run_tests args must be shell words ({exc}): {args!r}") from None
+    return " ".join([test_cmd.strip(), *(shlex.quote(word) for word in words)])
+
+
 @tool
 def run_tests(ctx: ToolContext, args: str = "") -> Output:
     """Run the project's configured test command and report pass/fail with the output.
@@ -73,13 +90,7 @@ def run_tests(ctx: ToolContext, args: str = "") -> Output:
     Args:
         args: extra arguments appended to the test command, such as a test file or -k filter
     """
-    command = ctx.settings.test_cmd
-    if not command:
-        raise ToolError(
-            "no test command is configured (--test-cmd or test_cmd in config); "
-            "use the shell tool to run tests"
-        )
-    full = f"{command} {args}".strip()
+    full = test_command_line(ctx.settings.test_cmd, args)
     result = ctx.executor.run(full, cwd=ctx.workspace.root, timeout=ctx.settings.command_timeout)
     verdict = "PASSED" if result.exit_code == 0 else "FAILED"
     counts = describe_counts(parse_test_counts(result.output, result.exit_code))
