@@ -22,6 +22,7 @@ from qwen_agent_cli.config import (
 from qwen_agent_cli.errors import ConfigError
 from qwen_agent_cli.events import Event, Result
 from qwen_agent_cli.types import Status
+from qwen_agent_cli.ui.visible import visible
 
 EXIT_BY_STATUS = {
     Status.DONE: 0,
@@ -203,8 +204,14 @@ def finish(result: Result | None) -> None:
 
 
 def error(message: str) -> None:
-    sys.stderr.write(f"qac: {message}\n")
+    """One line on stderr; the message may quote a server or a file, so it is shown, not obeyed."""
+    sys.stderr.write(f"qac: {visible(message)}\n")
     sys.stderr.flush()
+
+
+def show(text: str = "") -> None:
+    """A line on stdout holding text from outside qac (a session, a server, a path)."""
+    sys.stdout.write(visible(text) + "\n")
 
 
 def drive(events: Iterator[Event], output_format: str, ci_out: Path | None = None) -> Result | None:

@@ -14,6 +14,7 @@ from qwen_agent_cli.cli.app import (
     app,
     config_app,
     settings_for,
+    show,
 )
 from qwen_agent_cli.config import PROJECT_CONFIG, STARTER_CONFIG, settings_as_toml_dict
 from qwen_agent_cli.errors import ConfigError
@@ -27,11 +28,11 @@ def config_show(directory: DirOpt = None) -> None:
     settings = settings_for(workdir_of(directory))
     for key, value in settings_as_toml_dict(settings).items():
         if value is None:
-            print(f"# {key} is unset")
+            show(f"# {key} is unset")
         else:
-            print(f"{key} = {json.dumps(value)}")
+            show(f"{key} = {json.dumps(value)}")
     profile = settings.profile
-    print(
+    show(
         f"\n# provider {profile.name}: {profile.base_url}, model {profile.model}, "
         f"key from {profile.key_env or '(none needed)'}"
     )
@@ -45,7 +46,7 @@ def config_path(directory: DirOpt = None) -> None:
     user = user_config_file(os.environ)
     project = workdir_of(directory) / PROJECT_CONFIG
     for label, path in (("user", user), ("project", project)):
-        print(f"{label}: {path}{'' if path.is_file() else ' (not present)'}")
+        show(f"{label}: {path}{'' if path.is_file() else ' (not present)'}")
 
 
 @config_app.command("init")
@@ -67,7 +68,7 @@ def config_init(
         path.write_text(STARTER_CONFIG, encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc}") from exc
-    print(f"wrote {path}")
+    show(f"wrote {path}")
 
 
 @app.command()
@@ -89,19 +90,19 @@ def trust(
     if list_trusted:
         for record in store.records().values():
             state = "" if Path(record.path).is_dir() else "  (missing)"
-            print(f"{record.path}  {record.digest[:19]}{state}")
+            show(f"{record.path}  {record.digest[:19]}{state}")
         return
     project = workdir_of(directory)
     if revoke:
         found = store.revoke(project)
-        print(f"{'revoked trust in' if found else 'was not trusted:'} {project}")
+        show(f"{'revoked trust in' if found else 'was not trusted:'} {project}")
         return
     keys = settings_for(project, warn=False).untrusted_keys
     record = store.trust(project)
     config = project / PROJECT_CONFIG
     if not config.is_file():
-        print(f"trusted {project} (it has no {PROJECT_CONFIG} yet; one added later needs trust)")
+        show(f"trusted {project} (it has no {PROJECT_CONFIG} yet; one added later needs trust)")
         return
     applied = f"; now applied: {', '.join(keys)}" if keys else ""
-    print(f"trusted {project} ({PROJECT_CONFIG} {record.digest[:19]}…){applied}")
-    print("a change to the file needs `qac trust` again")
+    show(f"trusted {project} ({PROJECT_CONFIG} {record.digest[:19]}…){applied}")
+    show("a change to the file needs `qac trust` again")

@@ -19,6 +19,7 @@ from qwen_agent_cli.cli.app import (
     error,
     setting_flags,
     settings_for,
+    show,
 )
 
 
@@ -46,7 +47,7 @@ def doctor(
     for check in run_checks(settings, env=os.environ, workdir=workdir, probe=probe):
         failures += not check.ok
         mark = "ok  " if check.ok else "FAIL"
-        print(f"{mark} {check.name}: {check.detail}")
+        show(f"{mark} {check.name}: {check.detail}")
     if failures:
         error(f"{failures} check(s) failed; see the FAIL lines above for the fix")
     raise typer.Exit(1 if failures else 0)

@@ -14,6 +14,7 @@ from qwen_agent_cli.cli.app import (
     open_store,
     sessions_app,
     settings_for,
+    show,
 )
 from qwen_agent_cli.errors import ConfigError
 
@@ -31,7 +32,7 @@ def sessions_list(
         for info in session_store.list():
             count = session_store.count_messages(info.id)
             if as_json:
-                print(
+                show(
                     json.dumps(
                         {
                             "id": info.id,
@@ -46,7 +47,7 @@ def sessions_list(
                 )
                 continue
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.updated_at))
-            print(
+            show(
                 f"{info.id}  {when}  {info.status:<11} {count:>4} msgs  "
                 f"{info.repository}  {info.title[:50]}"
             )
@@ -70,27 +71,27 @@ def sessions_show(
         if context:
             _show_context(info, session_store.messages(info.id))
             return
-        print(
+        show(
             f"session {info.id} · {info.repository} · {info.provider}/{info.model} · {info.status}"
         )
         for number, message in enumerate(session_store.messages(info.id), start=1):
             if message.role == "compaction":
-                print(
+                show(
                     f"\n[{number}] ── compacted here: {message.name} starts; earlier turns "
                     "are summarized for the model (and all kept here) ──"
                 )
                 continue
             flags = " (interrupted)" if message.interrupted else ""
             flags += " (error)" if message.is_error else ""
-            print(f"\n[{number}] {message.role}{flags}")
+            show(f"\n[{number}] {message.role}{flags}")
             if thinking and message.reasoning:
-                print("  <thinking>")
-                print("  " + message.reasoning.replace("\n", "\n  "))
-                print("  </thinking>")
+                show("  <thinking>")
+                show("  " + message.reasoning.replace("\n", "\n  "))
+                show("  </thinking>")
             if message.content:
-                print(message.content)
+                show(message.content)
             for call in message.tool_calls:
-                print(f"  -> {call.name}({call.arguments})")
+                show(f"  -> {call.name}({call.arguments})")
     finally:
         session_store.close()
 
@@ -101,10 +102,10 @@ def _show_context(info: Any, messages: Any) -> None:
 
     parts = context_breakdown(info, active(messages))
     how = "Qwen3.6 tokenizer" if exact() else "estimated, 4 characters a token"
-    print(f"session {info.id}: tokens of the next request by part ({how})")
+    show(f"session {info.id}: tokens of the next request by part ({how})")
     for part, count in parts.items():
-        print(f"  {part:<20} {count:>9}")
-    print(f"  {'total':<20} {sum(parts.values()):>9}")
+        show(f"  {part:<20} {count:>9}")
+    show(f"  {'total':<20} {sum(parts.values()):>9}")
 
 
 @sessions_app.command("export")
@@ -150,7 +151,7 @@ def sessions_import(
         info = session_store.import_jsonl(lines, source=file)
     finally:
         session_store.close()
-    print(info.id)
+    show(info.id)
 
 
 @sessions_app.command("rm")
@@ -165,4 +166,4 @@ def sessions_rm(
         session_store.remove(info.id)
     finally:
         session_store.close()
-    print(f"removed {info.id}")
+    show(f"removed {info.id}")

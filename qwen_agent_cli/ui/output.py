@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from qwen_agent_cli.events import Event, Result
+from qwen_agent_cli.ui.visible import visible
 
 
 class Writer(Protocol):
@@ -76,7 +77,7 @@ class CiTextWriter:
             commit = event.extra.get("commit")
             if commit:
                 lines.append(f"committed {commit['commit'][:12]} on branch {commit['branch']}")
-            self.out.write("\n".join(lines) + "\n")
+            self.out.write(visible("\n".join(lines)) + "\n")
             self.out.flush()
 
 
@@ -92,5 +93,5 @@ class TextWriter:
             self.progress.write(event)
         shown = self.progress is not None and self.out.isatty()  # the progress streamed it
         if isinstance(event, Result) and event.result and not shown:
-            self.out.write(event.result.rstrip("\n") + "\n")
+            self.out.write(visible(event.result.rstrip("\n")) + "\n")
             self.out.flush()

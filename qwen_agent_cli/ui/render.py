@@ -26,6 +26,7 @@ from qwen_agent_cli.events import (
     ToolResultEvent,
     UsageEvent,
 )
+from qwen_agent_cli.ui.visible import visible
 
 ARG_PREVIEW = 70
 THINKING_TAIL = 6
@@ -99,29 +100,32 @@ class Renderer:
         return cls(Console(stderr=True, highlight=False))
 
     def say(self, text: str, style: str = "") -> None:
-        """A plain note between events (demo narration, REPL messages)."""
+        """A plain note between events (demo narration, REPL messages, command output)."""
         self.end_block()
-        self.console.print(escape(text), style=style or None, highlight=False)
+        self.console.print(RichText(visible(text), style=style or ""), highlight=False)
 
     def write(self, event: Event) -> None:
+        """Render one event; every string in it is shown, never obeyed (see `visible`)."""
         match event:
             case Session(session_id=sid, model=model, resumed=resumed):
                 self.model = model
                 self.say(f"{'resumed' if resumed else 'session'} {sid} · {model}", "dim")
             case Thinking(text=text):
-                self._stream("thinking", text)
+                self._stream("thinking", visible(text))
             case Text(text=text):
-                self._stream("text", text)
+                self._stream("text", visible(text))
             case ToolCallEvent(name=name, arguments=arguments):
                 self.end_block()
                 self.console.print(
-                    f"[bold cyan]●[/] {escape(describe_call(name, arguments))}", highlight=False
+                    f"[bold cyan]●[/] {escape(visible(describe_call(name, arguments)))}",
+                    highlight=False,
                 )
             case ToolResultEvent() as result:
                 self.end_block()
                 style = "red" if result.is_error else "dim"
                 self.console.print(
-                    f"  [{style}]⎿ {escape(summarize_result(result))}[/]", highlight=False
+                    f"  [{style}]⎿ {escape(visible(summarize_result(result)))}[/]",
+                    highlight=False,
                 )
                 if result.diff:
                     self.console.print(diff_renderable(result.diff))
@@ -136,10 +140,15 @@ class Renderer:
             case ErrorEvent(message=message, retrying=retrying):
                 self.end_block()
                 label = "retrying" if retrying else "error"
-                self.console.print(f"[yellow]{label}:[/] {escape(message)}", highlight=False)
+                self.console.print(
+                    f"[yellow]{label}:[/] {escape(visible(message))}", highlight=False
+                )
             case Result() as result:
                 self.end_block()
-                self.console.print(status_line(result, self.model), style="dim", highlight=False)
+                self.console.print(
+                    RichText(visible(status_line(result, self.model)), style="dim"),
+                    highlight=False,
+                )
 
     def _stream(self, block: str, text: str) -> None:
         if self._block != block:
@@ -158,14 +167,14 @@ class Renderer:
                 self._live.start()
         self._buffer.append(text)
         if block == "thinking" and self.thinking == "full":
-            self.console.print(escape(text), style="dim", end="", highlight=False)
+            self.console.print(RichText(text, style="dim"), end="", highlight=False)
         elif self._live is not None:
             self._live.update(self._renderable())
 
     def _renderable(self) -> RenderableType:
         text = "".join(self._buffer)
         if self._block == "text":
-            return Markdown(text)
+            return Markdown(text, hyperlinks=False)
         tail = "\n".join(text.rstrip("\n").splitlines()[-THINKING_TAIL:])
         return Group(RichText("thinking", style="dim italic"), RichText(tail, style="dim"))
 
@@ -184,20 +193,20 @@ class Renderer:
             else:
                 lines = len(text.strip().splitlines())
                 hint = f"; {self.hint}" if self.hint else ""
-                self.console.print(
-                    f"▸ thought for {time.monotonic() - self._started:.1f}s ({lines} lines{hint})"
+                seconds = time.monotonic() - self._started
+                folded = (
+                    f"▸ thought for {seconds:.1f}s ({lines} lines{hint})"
                     if self.live_enabled
-                    else f"▸ thinking ({lines} lines): {text.strip()}",
-                    style="dim italic",
-                    highlight=False,
+                    else f"▸ thinking ({lines} lines): {text.strip()}"
                 )
+                self.console.print(RichText(folded, style="dim italic"), highlight=False)
         elif not self.live_enabled:
-            self.console.print(Markdown(text))
+            self.console.print(Markdown(text, hyperlinks=False))
         self._block, self._buffer = "", []
 
 
 def diff_renderable(diff: str) -> RenderableType:
-    lines = diff.splitlines()
+    lines = visible(diff).splitlines()
     if len(lines) > DIFF_LINES:
         lines = [*lines[:DIFF_LINES], f"… {len(lines) - DIFF_LINES} more lines"]
     return Syntax("\n".join(lines), "diff", theme="ansi_dark", background_color="default")
