@@ -11,6 +11,7 @@ from rich.console import Console
 
 from qwen_agent_cli.events import (
     ErrorEvent,
+    Event,
     Result,
     Session,
     Text,
@@ -46,7 +47,7 @@ def test_the_renderer_shows_hostile_text_from_every_event(golden):
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, color_system=None, width=100)
     renderer = Renderer(console, live=False)
-    events = [
+    events: list[Event] = [
         Session(session_id="s1", model=HOSTILE, provider="p", resumed=False),
         Thinking(text=HOSTILE),
         Text(text=HOSTILE),
