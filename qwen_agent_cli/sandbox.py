@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import functools
 import os
 import shutil
 import signal
@@ -202,6 +203,8 @@ class BubblewrapExecutor:
     """Paths hidden wherever they would be visible: secrets, the store, a job's output."""
     homes: Sequence[Path] = ()
     """Home directories, to bind a toolchain's whole dot-folder (~/.pyenv) back."""
+    scratch_bytes: int = 0
+    """Size of each private tmpfs (/tmp, /var/tmp, /dev/shm); 0 leaves the kernel's default."""
     capture_limit: int = CAPTURE_LIMIT
     description: str = "bubblewrap sandbox"
 
@@ -214,7 +217,8 @@ class BubblewrapExecutor:
         plan.mask_sockets(host_unix_sockets())
         if self.network:
             plan.add_resolver()
-        args = [self.bwrap, *system_mounts(), *plan.args(), "--unshare-all"]
+        base = system_mounts(self.scratch_bytes if supports_size(self.bwrap) else 0)
+        args = [self.bwrap, *base, *plan.args(), "--unshare-all"]
         if self.network:
             args += ["--share-net"]
         args += ["--die-with-parent", "--new-session", "--chdir", str(cwd.resolve())]
@@ -241,6 +245,22 @@ def find_bwrap(configured: str = "") -> str | None:
         return str(bwrap_path())
     except (ImportError, RuntimeError, OSError):
         return shutil.which("bwrap")
+
+
+@functools.cache
+def supports_size(bwrap: str) -> bool:
+    """Whether this bwrap bounds a tmpfs (`--size`, bubblewrap 0.9 and later)."""
+    try:
+        helped = subprocess.run(
+            [bwrap, "--help"],
+            capture_output=True,
+            timeout=20,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"--size" in helped.stdout + helped.stderr
 
 
 def preflight(bwrap: str | None) -> str | None:
@@ -285,6 +305,7 @@ def make_executor(
     masked: Sequence[Path] = (),
     homes: Sequence[Path] = (),
     bwrap_path: str = "",
+    scratch_mb: int = 0,
 ) -> Executor:
     """Choose the executor once for the run; a required but unusable sandbox is exit 4."""
     if mode == "off":
@@ -302,5 +323,6 @@ def make_executor(
         network=network,
         masked=masked,
         homes=homes,
+        scratch_bytes=scratch_mb * 1024 * 1024,
         description=f"bubblewrap sandbox ({mode}{', network on' if network else ''})",
     )

@@ -18,6 +18,8 @@ from qwen_agent_cli.errors import ConfigError, ToolError
 from qwen_agent_cli.guard import PROTECTED_DIRS, covered, real_path
 
 PRIVATE_FILE = 0o600
+MAX_PATH_DEPTH = 256
+MAX_PATH_CHARS = 4096
 DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
@@ -47,6 +49,11 @@ class Workspace:
         writes under .git, .qac and the protected folders."""
         if not path or "\x00" in path:
             raise ToolError("a path is required (relative to the workspace root)")
+        if len(path) > MAX_PATH_CHARS or path.count("/") >= MAX_PATH_DEPTH:
+            raise ToolError(
+                f"{path[:80]}…: refused, a path may have at most {MAX_PATH_DEPTH} parts and "
+                f"{MAX_PATH_CHARS} characters"
+            )
         root = self.root.resolve()
         candidate = Path(path).expanduser() if path.startswith("~") else Path(path)
         if not candidate.is_absolute():

@@ -181,7 +181,7 @@ class ToolRegistry:
             output = found.fn(self.ctx, **args)
         except ToolError as exc:
             return ToolResult(call.id, call.name, str(exc), is_error=True)
-        except (OSError, ValueError, UnicodeError) as exc:
+        except (OSError, ValueError, UnicodeError, RecursionError) as exc:
             # A bad path or bad text from the model is the model's to fix, not a crash.
             return ToolResult(call.id, call.name, f"{call.name} failed: {exc}", is_error=True)
         if not isinstance(output, Output):
