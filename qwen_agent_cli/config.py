@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -391,10 +392,8 @@ def _build(values: dict[str, Any], user_profiles: dict[str, dict[str, Any]]) -> 
     if settings.provider not in providers:
         known = ", ".join(sorted(providers))
         raise ConfigError(f"unknown provider {settings.provider!r}; known providers: {known}")
-    if settings.base_url is not None and not settings.base_url.startswith(("http://", "https://")):
-        raise ConfigError(
-            f"base_url must start with http:// or https://, got {settings.base_url!r}"
-        )
+    if settings.base_url is not None:
+        _check_url(settings.base_url)
     if settings.sandbox_tmp_size_mb < 0:
         raise ConfigError("sandbox tmp_size_mb must be 0 (no limit) or more")
     if settings.map_tokens < 0:
@@ -411,9 +410,30 @@ def _build(values: dict[str, Any], user_profiles: dict[str, dict[str, Any]]) -> 
             )
     for name in ("max_cost", "timeout", "command_timeout", "request_timeout"):
         value = getattr(settings, name)
-        if value is not None and value <= 0:
-            raise ConfigError(f"{name} must be greater than 0, got {value}")
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise ConfigError(f"{name} must be a number greater than 0, got {value}")
+    for name in ("compact_at", "compact_keep", "retry_base_delay", "retry_max_delay"):
+        if not math.isfinite(getattr(settings, name)):
+            raise ConfigError(f"{name} must be a finite number, got {getattr(settings, name)}")
     return settings
+
+
+def _check_url(url: str) -> None:
+    """An endpoint qac can reach: http(s), a host, and a port in range (refused now, rather
+    than retried for half a minute)."""
+    from urllib.parse import urlsplit
+
+    if not url.startswith(("http://", "https://")):
+        raise ConfigError(f"base_url must start with http:// or https://, got {url!r}")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"base_url {url!r} is not a valid URL: {exc}") from None
+    if not parts.hostname:
+        raise ConfigError(f"base_url {url!r} has no host")
+    if port == 0:
+        raise ConfigError(f"base_url {url!r} has port 0; give the server's port")
 
 
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -79,7 +79,7 @@ def test_a_user_profile_extends_the_packaged_ones(tmp_path: Path):
             {"user": "[providers.x]\nbase_url = 'u'\nmodel = 'm'\nthinking_switch = 'loud'"},
             "thinking_switch must be one of",
         ),
-        ({"flags": {"max_cost": -1.0}}, "max_cost must be greater than 0"),
+        ({"flags": {"max_cost": -1.0}}, "max_cost must be a number greater than 0"),
     ],
 )
 def test_bad_config_names_its_source(tmp_path: Path, kwargs, message: str):

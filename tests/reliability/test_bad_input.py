@@ -90,8 +90,14 @@ CASES: dict[str, Case] = {
     "bad --output-format": Case(("run", "x", "--output-format", "xml"), 2, "output_format"),
     "non-number --max-turns": Case(("run", "x", "--max-turns", "many"), 2, "Invalid value"),
     "zero --max-turns": Case(("run", "x", "--max-turns", "0"), 2, "max_turns must be at least"),
-    "negative --max-cost": Case(("run", "x", "--max-cost", "-1"), 2, "max_cost must be greater"),
-    "zero --timeout": Case(("run", "x", "--timeout", "0"), 2, "timeout must be greater"),
+    "negative --max-cost": Case(("run", "x", "--max-cost", "-1"), 2, "max_cost must be a number"),
+    "zero --timeout": Case(("run", "x", "--timeout", "0"), 2, "timeout must be a number greater"),
+    "nan --timeout": Case(("run", "x", "--timeout", "nan"), 2, "timeout must be a number greater"),
+    "nan --max-cost": Case(("run", "x", "--max-cost", "nan"), 2, "max_cost must be a number"),
+    "port out of range": Case(
+        ("run", "x", *VLLM, "--base-url", "http://127.0.0.1:70000/v1"), 2, "Port out of range"
+    ),
+    "base_url without a host": Case(("run", "x", "--base-url", "http://:80/v1"), 2, "has no host"),
     "--compact-at above 1": Case(("run", "x", "--compact-at", "1.5"), 2, "compact_at must be"),
     "negative --map-tokens": Case(("run", "x", "--map-tokens", "-5"), 2, "map_tokens must be"),
     "malformed user config": Case(
