@@ -46,6 +46,8 @@ TRUST_REQUIRED = frozenset(
 )
 """Project-config keys that loosen the sandbox or approvals, choose an endpoint or a key, or
 place files: ignored until the user trusts the project (the model may have written them)."""
+TIGHTEN_ONLY = frozenset({"deny", "sandbox_secret_env"})
+"""Lists an untrusted project may extend but not replace."""
 STARTER_CONFIG = """\
 # qac configuration. Keys are the same as the command-line options (with _ for -).
 # Layers, later wins: packaged defaults < this user file < .qac/config.toml < QAC_* env < flags.
@@ -323,6 +325,9 @@ def _set(
     if ignored is not None and name in TRUST_REQUIRED:
         ignored.append(name)
         return
+    if ignored is not None and name in TIGHTEN_ONLY:
+        # An untrusted project may add to these lists, never shorten them (`deny = []`).
+        coerced = tuple(dict.fromkeys((*values.get(name, ()), *coerced)))
     values[name] = coerced
 
 

@@ -205,28 +205,52 @@ def diff_trees(repository: Repository, old: str, new: str) -> str:
 
 def restore_tree(repository: Repository | None, tree: str) -> list[str]:
     """Make the working tree's files match a snapshot again; returns the paths it touched.
-    Files created since are removed; ignored files and the real index are left alone."""
+    Files created since are removed first, never through a link (a planted `link -> ~` with
+    `link/x` behind it must not delete `~/x`), then git writes the snapshot's files back (it
+    refuses to write through a linked directory itself). Ignored files and the real index are
+    left alone."""
     current = snapshot_tree(repository)
     if repository is None or current is None or current == tree:
         return []
-    import shutil
     import tempfile
 
-    root = repository.root
     listing = repository.git("diff", "--name-status", "--no-renames", "-z", tree, current)
     fields = listing.split("\0")
     changes = list(zip(fields[0::2], fields[1::2], strict=False))
     restore = [path for kind, path in changes if kind in ("M", "D", "T")]
     remove = [path for kind, path in changes if kind == "A"]
+    for path in sorted(remove, key=lambda p: -p.count("/")):
+        _remove_beneath(repository.root, path)
     with tempfile.TemporaryDirectory() as scratch:
         scratch_env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
         repository.git("read-tree", tree, env=scratch_env)
         if restore:
             repository.git("checkout-index", "-f", "--", *restore, env=scratch_env)
-    for path in remove:
-        target = root / path
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
     return sorted(restore + remove)
+
+
+def _remove_beneath(root: Path, path: str) -> None:
+    """Remove root/path, opening every parent without following links; a path whose parent is
+    a link or not a directory is left alone."""
+    import shutil
+
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+    *parents, name = Path(path).parts
+    try:
+        handle = os.open(root, flags)
+    except OSError:
+        return
+    try:
+        for part in parents:
+            child = os.open(part, flags, dir_fd=handle)
+            os.close(handle)
+            handle = child
+        info = os.lstat(name, dir_fd=handle)
+        if stat.S_ISDIR(info.st_mode):
+            shutil.rmtree(name, dir_fd=handle)
+        else:
+            os.unlink(name, dir_fd=handle)
+    except OSError:
+        return
+    finally:
+        os.close(handle)

@@ -7,6 +7,7 @@ Owns all SQL; callers see only our dataclasses.
 from __future__ import annotations
 
 import builtins
+import contextlib
 import json
 import os
 import sqlite3
@@ -86,14 +87,26 @@ class SessionStore:
             self._db.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            self._close_quietly()
             raise StoreError(f"cannot open the session store {path}: {exc}") from exc
         except OSError as exc:
+            self._close_quietly()
             raise StoreError(f"cannot create the session store {path}: {exc}") from exc
+        except BaseException:
+            self._close_quietly()
+            raise
         finally:
             os.umask(umask)
 
     def close(self) -> None:
         self._db.close()
+
+    def _close_quietly(self) -> None:
+        """A store that failed to open leaves no connection behind (Python 3.13 warns of one)."""
+        db = getattr(self, "_db", None)
+        if db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                db.close()
 
     def _migrate(self) -> None:
         version = self._version()

@@ -121,3 +121,17 @@ def test_config_commands(qac, tmp_path: Path):
     assert qac("config", "init", "--project", "-C", str(tmp_path)).code == 0
     assert (tmp_path / ".qac" / "config.toml").read_text().startswith("# qac configuration")
     assert "(not present)" not in qac("config", "path", "-C", str(tmp_path)).stdout
+
+
+def test_an_untrusted_project_can_add_deny_patterns_but_never_remove_any(tmp_path: Path):
+    settings = settings_from(
+        tmp_path,
+        user="[approval]\ndeny = ['curl *']\n[sandbox]\nsecret_env = ['MY_DB']\n",
+        project="[approval]\ndeny = []\n[sandbox]\nsecret_env = []\n",
+        trusted=False,
+    )
+    assert settings.deny == ("curl *",)
+    assert settings.sandbox_secret_env == ("MY_DB",)
+    added = settings_from(tmp_path, project="[approval]\ndeny = ['make *']\n", trusted=False)
+    assert "git push*" in added.deny
+    assert "make *" in added.deny

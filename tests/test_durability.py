@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -86,7 +87,7 @@ def test_kill_9_during_a_response_keeps_every_completed_message(
     proc.stderr.close()
 
     store_file = Path(os.environ["QAC_HOME"]) / "sessions.db"
-    with sqlite3.connect(store_file) as db:
+    with contextlib.closing(sqlite3.connect(store_file)) as db, db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     shown = run_process("sessions", "show", session_id, "--thinking")
     assert shown.code == 0, shown.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 from pathlib import Path
@@ -51,7 +52,7 @@ def sample_session(store: SessionStore) -> SessionInfo:
 def test_store_uses_wal_and_a_versioned_schema(tmp_path: Path):
     store = SessionStore(tmp_path / "s.db")
     store.close()
-    with sqlite3.connect(tmp_path / "s.db") as db:
+    with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as db, db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         assert db.execute("PRAGMA user_version").fetchone() == (1,)
 
@@ -187,5 +188,5 @@ def test_many_processes_opening_a_new_store_at_once(tmp_path: Path):
         ]
         errors = [p.communicate(timeout=30)[1] for p in procs]
         assert [p.returncode for p in procs] == [0] * 6, errors
-        with sqlite3.connect(path) as db:
+        with contextlib.closing(sqlite3.connect(path)) as db, db:
             assert db.execute("PRAGMA user_version").fetchone() == (1,)

@@ -4,6 +4,7 @@ docs/RELIABILITY.md lists the cases."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -72,7 +73,7 @@ def stored_session(env: Env) -> None:
 
 def newer_store(env: Env) -> None:
     env.home.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(env.home / "sessions.db") as db:
+    with contextlib.closing(sqlite3.connect(env.home / "sessions.db")) as db, db:
         db.execute("PRAGMA user_version = 99")
 
 

@@ -4,6 +4,7 @@ Two processes writing one store at once do not corrupt it."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import select
@@ -90,7 +91,7 @@ def test_kill_9_at_50_points_loses_nothing_completed(qac, repo: Path):
             "streaming" if last == "thinking" else "tool" if last == "tool_call" else "between"
         ] += 1
 
-        with sqlite3.connect(store_path) as db:
+        with contextlib.closing(sqlite3.connect(store_path)) as db, db:
             assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert qac("sessions", "show", session_id).code == 0
         store = SessionStore(store_path)

@@ -4,6 +4,7 @@ docs/RELIABILITY.md records the cases and their results."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import sqlite3
@@ -100,7 +101,7 @@ def fast_retries(monkeypatch: pytest.MonkeyPatch) -> None:
 def check_store(session_id: str) -> list[str]:
     """Integrity, and every tool result answering a stored call; returns the roles."""
     path = Path(os.environ["QAC_HOME"]) / "sessions.db"
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     store = SessionStore(path)
     messages = store.messages(session_id)

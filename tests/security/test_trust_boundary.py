@@ -510,3 +510,29 @@ def test_working_inside_a_secret_folder_is_the_users_choice(fake_home: Path):
     at_home = Workspace(fake_home, secrets=tuple(secret_paths([fake_home])))
     with pytest.raises(ToolError, match="holds credentials"):
         at_home.resolve(".config/nvim/init.lua")
+
+
+def test_undo_never_deletes_through_a_link_the_model_planted(repo: Path, tmp_path: Path):
+    victim = tmp_path / "victim"
+    (victim / ".ssh").mkdir(parents=True)
+    (victim / ".ssh" / "id_rsa").write_text("key")
+    (victim / "important").write_text("keep me")
+    safe = Repository.find(repo)
+    assert safe is not None
+    (repo / "link").symlink_to(victim)
+    (repo / "pkg").mkdir()
+    (repo / "pkg" / "f.py").write_text("x = 1\n")
+    checkpoint = context.snapshot_tree(safe)  # turn N: the link is part of the checkpoint
+    assert checkpoint is not None
+    (repo / "link").unlink()  # turn N+1: a real folder where the link was, a link for pkg/
+    (repo / "link").mkdir()
+    (repo / "link" / "important").write_text("decoy")
+    (repo / "link" / ".ssh").mkdir()
+    (repo / "pkg" / "f.py").unlink()
+    (repo / "pkg").rmdir()
+    (repo / "pkg").symlink_to(victim)
+    context.restore_tree(safe, checkpoint)
+    assert (victim / "important").read_text() == "keep me"
+    assert (victim / ".ssh" / "id_rsa").read_text() == "key"
+    assert (repo / "link").is_symlink()
+    assert (repo / "pkg" / "f.py").read_text() == "x = 1\n"
