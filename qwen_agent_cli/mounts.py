@@ -98,7 +98,12 @@ class MountPlan:
         self._bind(workspace, "--bind" if writable else "--ro-bind")
         for name in PROTECTED_DIRS:
             inner = workspace / name
-            if inner.exists() and not inner.is_symlink():
+            if inner.is_symlink():
+                # A committed `.qac -> somewhere/in/the/tree`: what it names is protected.
+                inner = real_path(inner)
+                if not inner.is_relative_to(workspace) or inner == workspace:
+                    continue
+            if inner.exists():
                 self._bind(inner)
 
     def mask(self, paths: Sequence[Path]) -> None:

@@ -18,6 +18,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
+from qwen_agent_cli import jsonl
 from qwen_agent_cli.errors import StoreError
 from qwen_agent_cli.types import Message, SessionInfo
 
@@ -246,11 +247,11 @@ class SessionStore:
         info = self.get(session_id)
         header = {"type": "session", "format": EXPORT_FORMAT, "version": EXPORT_VERSION}
         header["session"] = asdict(info)
-        yield json.dumps(header, ensure_ascii=False)
+        yield jsonl.dumps(header)
         for seq, message, created_at in self._rows(info.id):
             record = {"type": "message", "seq": seq, "created_at": created_at}
             record["message"] = message.to_dict()
-            yield json.dumps(record, ensure_ascii=False)
+            yield jsonl.dumps(record)
 
     def import_jsonl(self, lines: Iterable[str], source: str = "input") -> SessionInfo:
         """Recreate an exported session exactly, under its original id."""

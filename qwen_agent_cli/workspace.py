@@ -78,6 +78,9 @@ class Workspace:
                     f"{path}: refused, the {first[0]} directory is read-only (git's state and "
                     "qac's project config are never written by tools)"
                 )
+            linked = [real_path(root / name) for name in PROTECTED_DIRS]
+            if covered(resolved, [p for p in linked if p != root]):
+                raise ToolError(f"{path}: refused, .git and .qac are read-only (through a link)")
             if covered(resolved, [real_path(p) for p in self.protected]):
                 raise ToolError(f"{path}: refused, qac writes this folder itself")
         return resolved

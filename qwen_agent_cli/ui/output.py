@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from qwen_agent_cli import jsonl
 from qwen_agent_cli.events import Event, Result
 from qwen_agent_cli.ui.visible import visible
 
@@ -30,7 +30,7 @@ class JsonWriter:
 
     def write(self, event: Event) -> None:
         if isinstance(event, Result):
-            self.out.write(json.dumps(result_object(event), ensure_ascii=False) + "\n")
+            self.out.write(jsonl.dumps(result_object(event)) + "\n")
             self.out.flush()
 
 
@@ -50,7 +50,7 @@ class StreamJsonWriter:
         if event.type not in STREAM_TYPES:
             return
         data = result_object(event) if isinstance(event, Result) else asdict(event)
-        self.out.write(json.dumps(data, ensure_ascii=False) + "\n")
+        self.out.write(jsonl.dumps(data) + "\n")
         self.out.flush()
 
 

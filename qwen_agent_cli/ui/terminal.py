@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import select
 import signal
 import sys
@@ -81,6 +82,15 @@ class EscapeWatcher:
                 os.kill(os.getpid(), signal.SIGINT)
 
 
+def compact_command(command: str) -> str:
+    """A command as a person must see it before saying yes: runs of blank lines and of spaces
+    counted instead of shown, so nothing can be pushed out of sight below the question."""
+    shown = re.sub(
+        r"\n\s*\n[\s\n]*", lambda m: f"\n[{m.group().count(chr(10)) - 1} blank lines]\n", command
+    )
+    return re.sub(r"[ \t]{8,}", lambda m: f" [{len(m.group())} spaces] ", shown)
+
+
 class TerminalApprover:
     """Asks y / n (with a reason) / a (always, this session) / e (edit the command)."""
 
@@ -102,7 +112,8 @@ class TerminalApprover:
     def _ask(self, request: ApprovalRequest, key: str) -> Decision:
         self.renderer.end_block()
         if request.command is not None:
-            self.renderer.say(f"{request.tool} wants to run: {request.command}", "bold yellow")
+            shown = compact_command(request.command)
+            self.renderer.say(f"{request.tool} wants to run: {shown}", "bold yellow")
         else:
             self.renderer.say(f"{request.tool} wants to {request.summary}", "bold yellow")
         if request.preview:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import re
 
-CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
-"""C0 (but tab and newline), DEL, C1, and the bidirectional overrides that reorder what is read."""
+CONTROL = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]"
+)
+"""C0 (but tab and newline), DEL, C1, the bidirectional marks and overrides that reorder what
+is read, and the Unicode line separators."""
 
 
 def _shown(match: re.Match[str]) -> str:

@@ -107,11 +107,15 @@ def test_sessions_show_and_stream_json(qac, model_server: ScriptedServer, repo: 
     assert streamed.code == 0, streamed.stderr
     thinking = [e for e in streamed.lines() if e["type"] == "thinking"]
     assert "".join(str(e["text"]) for e in thinking) == HOSTILE  # byte-exact, JSON-escaped
-    assert "\x1b" not in streamed.stdout  # JSON escapes it as \u001b
+    for sequence in RAW:  # JSON escapes C0 itself; qac escapes C1 and bidi the same way
+        assert sequence not in streamed.stdout
     session = streamed.lines()[-1]["session_id"]
     shown = qac("sessions", "show", str(session), "--thinking")
     assert shown.code == 0
     assert_inert(shown.stdout)
+    exported = qac("sessions", "export", str(session))
+    for sequence in RAW:
+        assert sequence not in exported.stdout
     listed = qac("sessions", "list")
     for sequence in RAW:
         assert sequence not in listed.stdout

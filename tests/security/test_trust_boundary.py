@@ -536,3 +536,21 @@ def test_undo_never_deletes_through_a_link_the_model_planted(repo: Path, tmp_pat
     assert (victim / ".ssh" / "id_rsa").read_text() == "key"
     assert (repo / "link").is_symlink()
     assert (repo / "pkg" / "f.py").read_text() == "x = 1\n"
+
+
+def test_a_linked_qac_folder_is_read_only_in_the_sandbox(repo: Path):
+    from qwen_agent_cli.sandbox import make_executor
+
+    (repo / "conf").mkdir()
+    (repo / "conf" / "config.toml").write_text("max_turns = 3\n")
+    (repo / ".qac").symlink_to("conf")
+    executor = make_executor(
+        "workspace-write", workspace=repo, env={"PATH": os.environ["PATH"]}, network=False
+    )
+    result = executor.run("echo 'sandbox = \"off\"' >> .qac/config.toml", cwd=repo, timeout=10)
+    assert "Read-only file system" in result.output
+    assert (repo / "conf" / "config.toml").read_text() == "max_turns = 3\n"
+    from qwen_agent_cli.workspace import Workspace
+
+    with pytest.raises(ToolError, match="read-only"):
+        Workspace(repo).resolve("conf/config.toml", write=True)
