@@ -154,8 +154,11 @@ class CommandLine:
     opaque: str = ""
 
 
+@functools.lru_cache(maxsize=256)
 def parse_command_line(line: str) -> CommandLine:
-    """Parse a shell command line; never raises (an unparseable line comes back opaque)."""
+    """Parse a shell command line; never raises (an unparseable line comes back opaque).
+    Cached: one approval decision asks about the same line several times (deny, unchecked,
+    allow), and the result is immutable."""
     walker = _Walker()
     walker.line(line, 0)
     return CommandLine(
@@ -303,10 +306,8 @@ def _hidden_commands(root: Node, data: bytes) -> str:
                     return "it spells a command substitution in $'…' escapes"
         elif node.type == "declaration_command":
             arithmetic = True
-        elif node.type in ("arithmetic_expansion", "test_command", "compound_statement"):
-            arithmetic = (
-                arithmetic or node.type != "compound_statement" or b"((" in (node.text or b"")
-            )
+        elif node.type in ("arithmetic_expansion", "test_command"):
+            arithmetic = True  # `((…))` statements are caught by the search for "((" below
         elif node.type == "command" and (node.text or b"").split(b" ", 1)[0] in (
             b"let",
             b"declare",
