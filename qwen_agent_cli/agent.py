@@ -102,13 +102,13 @@ class Agent:
         changed: set[str] = set()
         system = system_message(session)
         base = compaction.estimate(system) + compaction.estimate(json.dumps(list(session.tools)))
-        yield Session(
-            session_id=session.id,
-            model=self.model.model,
-            provider=session.provider,
-            resumed=resumed,
-        )
         try:
+            yield Session(
+                session_id=session.id,
+                model=self.model.model,
+                provider=session.provider,
+                resumed=resumed,
+            )
             while True:
                 status = self._budget_status(turns, usage, deadline)
                 if status is not Status.DONE:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ from typing import Any
 from qwen_agent_cli.assemble import assemble, build_executor
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import ConfigError
-from qwen_agent_cli.events import ErrorEvent, Event, Result
+from qwen_agent_cli.events import ErrorEvent, Event, Result, until_result
 from qwen_agent_cli.repository import GitError, Repository
 from qwen_agent_cli.sandbox import Executor
 from qwen_agent_cli.store import SessionStore
@@ -88,7 +88,7 @@ def run_ci(
     env: Mapping[str, str],
     workdir: Path,
     store: SessionStore,
-) -> Iterator[Event]:
+) -> Generator[Event, None, None]:
     """The whole job as events; the last is a Result whose `extra` holds the report."""
     started = time.monotonic()
     repository = Repository.find(workdir)
@@ -138,13 +138,7 @@ def run_ci(
             exit_code=before.exit_code,
             output=before.output_tail,
         )
-        loop_result: Result | None = None
-        for event in built.agent.run(prompt):
-            if isinstance(event, Result):
-                loop_result = event
-            else:
-                yield event
-        assert loop_result is not None
+        loop_result = yield from until_result(built.agent.run(prompt))
         after = run_tests(built.executor, job.test_cmd, workdir, test_timeout())
         status = _verdict(Status(loop_result.status), after)
         patch, files, tree = _changes(repository, start_commit, out.path)

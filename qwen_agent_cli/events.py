@@ -5,6 +5,7 @@ UIs and output writers consume these; they carry data only, never terminal marku
 
 from __future__ import annotations
 
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,3 +102,21 @@ Event = (
     | ErrorEvent
     | Result
 )
+
+
+def until_result(events: Generator[Event, None, None]) -> Generator[Event, None, Result]:
+    """The agent's events, its Result held back and returned. A Ctrl-C thrown in here is passed
+    on to the agent at the point it yielded, so the agent is the one that handles it."""
+    interrupt: BaseException | None = None
+    while True:
+        try:
+            event = next(events) if interrupt is None else events.throw(interrupt)
+        except StopIteration:
+            raise RuntimeError("the agent stopped without a Result") from None
+        interrupt = None
+        if isinstance(event, Result):
+            return event
+        try:
+            yield event
+        except KeyboardInterrupt as exc:
+            interrupt = exc

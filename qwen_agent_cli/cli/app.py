@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -214,14 +214,13 @@ def show(text: str = "") -> None:
     sys.stdout.write(visible(text) + "\n")
 
 
-def drive(events: Iterator[Event], output_format: str, ci_out: Path | None = None) -> Result | None:
-    writer = writer_for(output_format, ci_out)
-    result = None
-    for event in events:
-        writer.write(event)
-        if isinstance(event, Result):
-            result = event
-    return result
+def drive(
+    events: Generator[Event, None, None], output_format: str, ci_out: Path | None = None
+) -> Result | None:
+    """Write the run's events in the chosen format; returns its Result."""
+    from qwen_agent_cli.ui.output import relay
+
+    return relay(events, writer_for(output_format, ci_out).write)
 
 
 def resumed_settings(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Generator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol, TextIO
@@ -13,6 +14,27 @@ from qwen_agent_cli.ui.visible import visible
 
 class Writer(Protocol):
     def write(self, event: Event) -> None: ...
+
+
+def relay(events: Generator[Event, None, None], write: Callable[[Event], None]) -> Result | None:
+    """Write each event as it comes; returns the run's Result. A Ctrl-C that lands while an event
+    is being written, not while the agent runs, is thrown into the agent at the point it
+    yielded, so the run still stores what arrived and ends with its interrupted Result. One the
+    agent did not catch (before its loop began) goes on to the caller."""
+    interrupt: KeyboardInterrupt | None = None
+    while True:
+        try:
+            event = next(events) if interrupt is None else events.throw(interrupt)
+        except StopIteration:
+            return None
+        interrupt = None
+        try:
+            write(event)
+        except KeyboardInterrupt as exc:
+            interrupt = exc
+        if isinstance(event, Result):
+            events.close()
+            return event
 
 
 def result_object(result: Result) -> dict[str, Any]:

@@ -28,6 +28,7 @@ from qwen_agent_cli.events import CompactionEvent, Event, Result
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.types import Message, Usage
+from qwen_agent_cli.ui.output import relay
 from qwen_agent_cli.ui.prompt import (
     CTRL_C,
     PROMPT,
@@ -200,27 +201,19 @@ class Repl:
 
     def _drive(self, events: Generator[Event, None, None]) -> None:
         """Render events; Ctrl-C or Esc is thrown into the loop so it stores what arrived."""
-        interrupt: BaseException | None = None
-        while True:
-            try:
-                event = events.throw(interrupt) if interrupt else next(events)
-                interrupt = None
-            except StopIteration:
-                return
-            except KeyboardInterrupt as exc:
-                interrupt = exc
-                continue
-            try:
-                self.renderer.write(event)
-            except KeyboardInterrupt as exc:
-                interrupt = exc
-            if isinstance(event, Result):
-                self.last = event
-                for key, value in event.usage.items():
-                    self.totals[key] = self.totals.get(key, 0) + (value or 0)
-                self.cost += event.cost_usd
-                if event.status == "interrupted":
-                    self.renderer.say("interrupted; what arrived is stored", "yellow")
+        try:
+            result = relay(events, self.renderer.write)
+        except KeyboardInterrupt:
+            self.renderer.say("interrupted", "yellow")
+            return
+        if result is None:
+            return
+        self.last = result
+        for key, value in result.usage.items():
+            self.totals[key] = self.totals.get(key, 0) + (value or 0)
+        self.cost += result.cost_usd
+        if result.status == "interrupted":
+            self.renderer.say("interrupted; what arrived is stored", "yellow")
 
     # -- slash commands --------------------------------------------------------------------
 
