@@ -29,6 +29,7 @@ from qwen_agent_cli.events import (
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.stalls import MAX_NUDGES, MISPLACED_CALL, Stalls, misplaced_call
 from qwen_agent_cli.store import SessionStore
+from qwen_agent_cli.text import encodable, encodable_message
 from qwen_agent_cli.tokens import count_tokens
 from qwen_agent_cli.types import Message, SessionInfo, Status, ToolResult, Usage
 
@@ -88,12 +89,12 @@ class Agent:
         self.clock = clock
 
     def run(self, prompt: str, *, resumed: bool = False) -> Generator[Event, None, None]:
-        """One user turn to completion; always ends with a Result event."""
+        """One user turn to completion; always ends with a Result. The history is repaired."""
         started = self.clock()
         deadline = started + self.budgets.timeout if self.budgets.timeout else None
         session = self.session
         before = context.file_fingerprints(self.repository)
-        messages = compaction.active(self.store.messages(session.id))
+        messages = list(map(encodable_message, compaction.active(self.store.messages(session.id))))
         for dangling in _unanswered_calls(messages):
             self._append(messages, dangling)
         self._append(messages, Message(role="user", content=prompt))
@@ -119,7 +120,7 @@ class Agent:
                 reply = yield from self.model.stream(
                     system, messages, session.tools, deadline=deadline
                 )
-                self._append(messages, reply)
+                reply = self._append(messages, reply)
                 turns += 1
                 if reply.usage is not None:
                     usage += reply.usage
@@ -138,7 +139,7 @@ class Agent:
                     yield ToolCallEvent(id=call.id, name=call.name, arguments=call.arguments)
                     result = self.dispatcher.execute(call)
                     changed.update(result.files_changed)
-                    output = stalls.record(call, result)
+                    output = encodable(stalls.record(call, result))
                     self._append(messages, _tool_message(result, output))
                     yield ToolResultEvent(
                         id=call.id,
@@ -215,9 +216,12 @@ class Agent:
         )
         return opened[1:], reply.usage or Usage()
 
-    def _append(self, messages: list[Message], message: Message) -> None:
+    def _append(self, messages: list[Message], message: Message) -> Message:
+        """The one way a message enters the history: made encodable, stored, then kept."""
+        message = encodable_message(message)
         self.store.append_message(self.session.id, message)
         messages.append(message)
+        return message
 
 
 def _tool_message(result: ToolResult, output: str) -> Message:

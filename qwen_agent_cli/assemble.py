@@ -25,6 +25,7 @@ from qwen_agent_cli.provider import Provider, RetryPolicy
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.sandbox import Executor, make_executor, scrubbed_env
 from qwen_agent_cli.store import SessionStore
+from qwen_agent_cli.text import encodable
 from qwen_agent_cli.tokens import estimate_tokens
 from qwen_agent_cli.tools import BUILTIN_TOOLS, ToolContext, ToolRegistry
 from qwen_agent_cli.types import SessionInfo
@@ -200,7 +201,7 @@ def open_session(
         provider=profile.name,
         model=profile.model,
         system_prompt=system_prompt(),
-        context=taken.text,
+        context=encodable(taken.text),  # file names need not be UTF-8
         tools=tuple(registry.schemas()),
         settings=details,
     )
@@ -245,6 +246,7 @@ def assemble(
         preserve=settings.preserve_thinking,
         retry=RetryPolicy(settings.retries, settings.retry_base_delay, settings.retry_max_delay),
         request_timeout=settings.request_timeout,
+        idle_timeout=settings.stream_idle_timeout,
         price=settings.pricing.get(profile.model),
     )
     agent = Agent(

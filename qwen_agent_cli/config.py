@@ -48,40 +48,6 @@ TRUST_REQUIRED = frozenset(
 place files: ignored until the user trusts the project (the model may have written them)."""
 TIGHTEN_ONLY = frozenset({"deny", "sandbox_secret_env"})
 """Lists an untrusted project may extend but not replace."""
-STARTER_CONFIG = """\
-# qac configuration. Keys are the same as the command-line options (with _ for -).
-# Layers, later wins: packaged defaults < this user file < .qac/config.toml < QAC_* env < flags.
-
-# provider = "dashscope"        # dashscope, dashscope-cn, openrouter, vllm, sglang, llamacpp,
-#                               # ollama, lmstudio, openai
-# model = "qwen3.6-max-preview"
-# base_url = "http://localhost:8000/v1"
-# thinking = true
-# preserve_thinking = true
-# max_turns = 50
-# max_cost = 2.0                # USD per run
-# test_cmd = "pytest -q"
-
-# [sandbox]
-# mode = "workspace-write"      # read-only, workspace-write, off
-# network = false
-# tmp_size_mb = 1024            # MiB each private /tmp, /var/tmp, /dev/shm may hold
-# env = []                      # extra variables passed into the sandbox
-# secret_env = []               # variables never passed, whatever their name
-
-# [approval]
-# mode = "ask"                  # ask, auto-edit, auto
-# allow = ["pytest*", "ruff *"]
-# deny = ["git push*", "sudo *"]
-
-# [providers.my-server]         # your own profile, same keys as the packaged ones
-# base_url = "http://gpu-box:8000/v1"
-# key_env = ""
-# model = "Qwen/Qwen3.6-27B"
-# thinking_switch = "chat_template_kwargs"
-# preserve_switch = "chat_template_kwargs"
-# reasoning_fields = ["reasoning", "reasoning_content"]
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +63,8 @@ class Profile:
     preserve_switch: str = "none"
     reasoning_fields: tuple[str, ...] = ("reasoning_content",)
     preserve_models: tuple[str, ...] = ()
+    max_tokens: int = 32768
+    max_tokens_field: str = "max_tokens"
 
     def honours_preserve(self, model: str) -> bool:
         """Whether this profile has a preserve switch that the given model obeys."""
@@ -165,7 +133,11 @@ class Settings:
     command_timeout: float = 300.0
     """Seconds a shell or test command may run."""
     request_timeout: float = 600.0
-    """Seconds to wait on one model response."""
+    """Seconds one model response may take in all before it is retried."""
+    stream_idle_timeout: float = 90.0
+    """Seconds without a byte from the model (before or within a response) before it is retried."""
+    max_tokens: int | None = None
+    """Tokens one response may use; the profile's when unset, 0 sends no limit."""
     retries: int = 5
     """Retries of a failed model request (429, 5xx, connection errors, cut streams)."""
     retry_base_delay: float = 1.0
@@ -205,6 +177,7 @@ class Settings:
             base_url=self.base_url or base.base_url,
             key_env=self.api_key_env if self.api_key_env is not None else base.key_env,
             model=self.model or base.model,
+            max_tokens=self.max_tokens if self.max_tokens is not None else base.max_tokens,
         )
 
 
@@ -413,7 +386,15 @@ def _build(values: dict[str, Any], user_profiles: dict[str, dict[str, Any]]) -> 
             raise ConfigError(
                 f"{name} must be a share of the context window, above 0 and at most 1"
             )
-    for name in ("max_cost", "timeout", "command_timeout", "request_timeout"):
+    if settings.max_tokens is not None and settings.max_tokens < 0:
+        raise ConfigError("max_tokens must be 0 (no limit) or more")
+    for name in (
+        "max_cost",
+        "timeout",
+        "command_timeout",
+        "request_timeout",
+        "stream_idle_timeout",
+    ):
         value = getattr(settings, name)
         if value is not None and not (math.isfinite(value) and value > 0):
             raise ConfigError(f"{name} must be a number greater than 0, got {value}")
@@ -475,6 +456,10 @@ def _profile(name: str, table: Mapping[str, Any]) -> Profile:
         raise ConfigError(f"{where}: thinking_switch must be one of {', '.join(THINKING_SWITCHES)}")
     if profile.preserve_switch not in PRESERVE_SWITCHES:
         raise ConfigError(f"{where}: preserve_switch must be one of {', '.join(PRESERVE_SWITCHES)}")
+    if not isinstance(profile.max_tokens, int) or profile.max_tokens < 0:
+        raise ConfigError(f"{where}: max_tokens must be a whole number, 0 for no limit")
+    if profile.max_tokens_field not in ("max_tokens", "max_completion_tokens"):
+        raise ConfigError(f"{where}: max_tokens_field must be max_tokens or max_completion_tokens")
     bad = set(profile.reasoning_fields) - set(REASONING_FIELDS)
     if bad:
         raise ConfigError(f"{where}: unknown reasoning_fields {', '.join(sorted(bad))}")

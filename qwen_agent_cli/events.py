@@ -70,11 +70,14 @@ class CompactionEvent:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ErrorEvent:
-    """A problem worth telling the user about; `retrying` says the loop goes on."""
+    """A problem worth telling the user about; `retrying` says the loop goes on, and `slow`
+    that the retry follows a stall or waits a second or more, so it is said on stderr even
+    when nobody watches a terminal."""
 
     type: str = "error"
     message: str
     retrying: bool = False
+    slow: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -16,7 +16,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Protocol
@@ -32,6 +32,7 @@ from qwen_agent_cli.mounts import (
 
 CAPTURE_LIMIT = 1_000_000
 READ_CHUNK = 65536
+PR_SET_PDEATHSIG = 1
 ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAME", "LC_*")
 ENV_SECRET = ("*_API_KEY", "*_TOKEN", "*_SECRET", "*_PASSWORD", "QAC_*", "*APIKEY*")
 SHELL = "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh"
@@ -112,6 +113,34 @@ def _drain(stream: IO[bytes], capture: _Capture) -> None:
         capture.feed(chunk)
 
 
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    import ctypes
+
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+        return prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _dies_with_parent() -> Callable[[], None] | None:
+    """Runs in the child before exec: SIGKILL when qac dies, even by SIGKILL (Linux's
+    PR_SET_PDEATHSIG), so `--sandbox off` never leaves a tool command running on its own.
+    bubblewrap does the same for sandboxed commands (--die-with-parent)."""
+    prctl = _prctl()
+    if prctl is None:
+        return None
+    parent = os.getpid()
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:  # qac died before the line above
+            os._exit(137)
+
+    return arm
+
+
 def run_process(
     argv: Sequence[str],
     *,
@@ -119,8 +148,10 @@ def run_process(
     env: Mapping[str, str],
     timeout: float,
     capture_limit: int = CAPTURE_LIMIT,
+    die_with_parent: bool = False,
 ) -> ExecResult:
-    """Run argv in its own session with stdin closed; on timeout kill its whole process group."""
+    """Run argv in its own session with stdin closed; on timeout, an interrupt or any other
+    way out, kill its whole process group."""
     started = time.monotonic()
     try:
         proc = subprocess.Popen(
@@ -131,6 +162,7 @@ def run_process(
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            preexec_fn=_dies_with_parent() if die_with_parent else None,
         )
     except OSError as exc:
         return ExecResult(exit_code=127, output=f"cannot start command: {exc}")
@@ -184,6 +216,7 @@ class DirectExecutor:
             env=env,
             timeout=timeout,
             capture_limit=self.capture_limit,
+            die_with_parent=True,
         )
 
 

@@ -32,7 +32,12 @@ def turn(
     tool_calls: list[tuple[str, dict[str, Any] | str]] | None = None,
     **extra: Any,
 ) -> dict[str, Any]:
-    """Build one scripted turn; `tool_call=("edit_file", {...})` is the common case."""
+    """Build one scripted turn; `tool_call=("edit_file", {...})` is the common case.
+
+    Extras: delay (s before answering), chunk_delay, pieces, cut (reasoning | content |
+    tool_args: drop the connection there), empty, fault ({status, retry_after, message}),
+    stall_after (chunks sent before going silent; stall_for: for how long), endless (content
+    until the client hangs up), same_id (every call in the reply gets this id), usage."""
     data: dict[str, Any] = dict(extra)
     if thinking is not None:
         data["thinking"] = thinking
@@ -72,6 +77,7 @@ class ScriptedServer:
         self._httpd = ThreadingHTTPServer((host, port), _handler_for(self))
         self._httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self.stopped = threading.Event()
 
     @property
     def url(self) -> str:
@@ -94,6 +100,7 @@ class ScriptedServer:
         return self
 
     def stop(self) -> None:
+        self.stopped.set()
         self._httpd.shutdown()
         self._httpd.server_close()
 
@@ -233,9 +240,14 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             self.send_header("Cache-Control", "no-cache")
             self.end_headers()
             delay = float(script_turn.get("chunk_delay", 0))
+            stall_after = script_turn.get("stall_after")
             try:
-                for chunk in _chunks(server, body, script_turn):
-                    if chunk is None:
+                for number, chunk in enumerate(_chunks(server, body, script_turn)):
+                    if chunk is None or server.stopped.is_set():
+                        return
+                    if stall_after is not None and number == int(stall_after):
+                        # Keep the connection open and send nothing, as a hung server does.
+                        server.stopped.wait(float(script_turn.get("stall_for", 3600)))
                         return
                     self.wfile.write(b"data: " + chunk.encode() + b"\n\n")
                     self.wfile.flush()
@@ -261,9 +273,10 @@ def _calls(script_turn: dict[str, Any]) -> list[dict[str, str]]:
     for index, call in enumerate(script_turn.get("tool_calls") or []):
         args = call.get("arguments", {})
         raw = args if isinstance(args, str) else json.dumps(args)
+        ident = call.get("id") or script_turn.get("same_id")
         calls.append(
             {
-                "id": call.get("id") or f"call_{index}_{zlib.crc32(raw.encode()):08x}",
+                "id": ident or f"call_{index}_{zlib.crc32(raw.encode()):08x}",
                 "name": call["name"],
                 "arguments": raw,
             }
@@ -314,6 +327,8 @@ def _chunks(
         yield chunk({"role": "assistant", "content": ""}, "stop")
         return
     yield chunk({"role": "assistant", "content": None, field: ""})
+    while script_turn.get("endless"):  # until the client hangs up or the server stops
+        yield chunk({"content": script_turn.get("text") or "and so on " * 100})
     thinking = _pieces(script_turn.get("thinking") or "", count)
     for index, piece in enumerate(thinking):
         if cut == "reasoning" and index == len(thinking) // 2:

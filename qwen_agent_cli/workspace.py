@@ -16,6 +16,7 @@ from pathlib import Path
 
 from qwen_agent_cli.errors import ConfigError, ToolError
 from qwen_agent_cli.guard import PROTECTED_DIRS, covered, real_path
+from qwen_agent_cli.text import unescape_bytes
 
 PRIVATE_FILE = 0o600
 MAX_PATH_DEPTH = 256
@@ -58,6 +59,9 @@ class Workspace:
         candidate = Path(path).expanduser() if path.startswith("~") else Path(path)
         if not candidate.is_absolute():
             candidate = root / candidate
+        raw = Path(unescape_bytes(str(candidate)))
+        if raw != candidate and not os.path.lexists(candidate) and os.path.lexists(raw):
+            candidate = raw  # a non-UTF-8 name, as the tools showed it
         resolved = candidate.resolve()
         if not self.guarded:
             return resolved

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from qwen_agent_cli.config import Price, load_profiles
-from qwen_agent_cli.provider import Provider, cost_of, to_request
+from qwen_agent_cli.provider import Provider
 from qwen_agent_cli.scripted import ScriptedServer, turn
+from qwen_agent_cli.stream import cost_of
 from qwen_agent_cli.types import Message, ToolCall, Usage
+from qwen_agent_cli.wire import to_request
 
 PROFILES = load_profiles()
 HISTORY = [

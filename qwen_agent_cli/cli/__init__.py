@@ -9,7 +9,7 @@ import sys
 
 import typer
 
-from qwen_agent_cli import __version__
+from qwen_agent_cli import __version__, signals
 from qwen_agent_cli.cli import config, doctor, run, sessions
 from qwen_agent_cli.cli.app import SUBCOMMANDS, VALUE_OPTIONS, app, error, warned_untrusted
 from qwen_agent_cli.errors import QacError
@@ -45,14 +45,15 @@ def invoke(args: list[str]) -> int:
     """Run the command line; returns the exit code (tests call this in-process)."""
     command = typer.main.get_command(app)
     warned_untrusted.clear()
+    signals.received = None
     try:
         code = command.main(args=route(args), prog_name="qac", standalone_mode=False)
     except QacError as exc:
         error(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:
-        error("interrupted")
-        return 130
+    except KeyboardInterrupt as exc:
+        error(signals.describe(exc))
+        return signals.exit_code(exc)
     except BrokenPipeError:
         return 0
     except Exception as exc:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from qwen_agent_cli import __version__
+from qwen_agent_cli import __version__, signals
 from qwen_agent_cli.config import (
     PROJECT_CONFIG,
     SETTING_NAMES,
@@ -164,28 +164,32 @@ def open_store(settings: Settings) -> Any:
 
 
 def writer_for(output_format: str, ci_out: Path | None = None) -> Any:
+    """The output writer; where no renderer shows progress on a terminal, slow retries are
+    still said on stderr."""
     from qwen_agent_cli.ui import output
 
     if output_format == "json":
-        return output.JsonWriter(sys.stdout)
+        return output.RetryNotices(output.JsonWriter(sys.stdout), sys.stderr)
     if output_format == "stream-json":
-        return output.StreamJsonWriter(sys.stdout)
-    progress = None
+        return output.RetryNotices(output.StreamJsonWriter(sys.stdout), sys.stderr)
     if sys.stderr.isatty():
         from qwen_agent_cli.ui.render import Renderer
 
         progress = Renderer.to_stderr()
+        if ci_out is not None:
+            return output.CiTextWriter(sys.stdout, ci_out, progress)
+        return output.TextWriter(sys.stdout, progress)
     if ci_out is not None:
-        return output.CiTextWriter(sys.stdout, ci_out, progress)
-    return output.TextWriter(sys.stdout, progress)
+        return output.RetryNotices(output.CiTextWriter(sys.stdout, ci_out), sys.stderr)
+    return output.RetryNotices(output.TextWriter(sys.stdout), sys.stderr)
 
 
 def finish(result: Result | None) -> None:
     """Exit with the status's code; a non-zero exit says why on one stderr line."""
     if result is None:
-        raise typer.Exit(130)
+        raise typer.Exit(signals.exit_code())
     status = Status(result.status)
-    code = EXIT_BY_STATUS[status]
+    code = signals.exit_code() if status is Status.INTERRUPTED else EXIT_BY_STATUS[status]
     if code:
         why = {
             Status.MAX_TURNS: "stopped at the --max-turns budget",
@@ -194,7 +198,7 @@ def finish(result: Result | None) -> None:
             Status.STUCK: "stopped: the model kept repeating a failing action",
             Status.NOT_FIXED: "not fixed: the test command still fails after the run",
             Status.ERROR: f"model API error: {result.result}",
-            Status.INTERRUPTED: "interrupted",
+            Status.INTERRUPTED: signals.describe(),
         }[status]
         hint = ""
         if result.session_id and status is not Status.ERROR:
@@ -223,6 +227,11 @@ def drive(
     return relay(events, writer_for(output_format, ci_out).write)
 
 
+def _read_stdin() -> str:
+    raw = getattr(sys.stdin, "buffer", None)
+    return sys.stdin.read() if raw is None else raw.read().decode("utf-8", "replace")
+
+
 def resumed_settings(
     store: Any,
     workdir: Path,
@@ -248,7 +257,9 @@ def resumed_settings(
 
 
 def read_prompt(prompt: str) -> str:
-    text = sys.stdin.read() if prompt == "-" else prompt
+    """The task, from the argument or stdin; bytes that are not UTF-8 become U+FFFD, never a
+    crash (the argument's own undecodable bytes are repaired where messages enter the store)."""
+    text = _read_stdin() if prompt == "-" else prompt
     if not text.strip():
         raise ConfigError("the prompt is empty: give the task as an argument, or - to read stdin")
     return text

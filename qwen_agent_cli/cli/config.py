@@ -16,8 +16,45 @@ from qwen_agent_cli.cli.app import (
     settings_for,
     show,
 )
-from qwen_agent_cli.config import PROJECT_CONFIG, STARTER_CONFIG, settings_as_toml_dict
+from qwen_agent_cli.config import PROJECT_CONFIG, settings_as_toml_dict
 from qwen_agent_cli.errors import ConfigError
+
+STARTER_CONFIG = """\
+# qac configuration. Keys are the same as the command-line options (with _ for -).
+# Layers, later wins: packaged defaults < this user file < .qac/config.toml < QAC_* env < flags.
+
+# provider = "dashscope"        # dashscope, dashscope-cn, openrouter, vllm, sglang, llamacpp,
+#                               # ollama, lmstudio, openai
+# model = "qwen3.6-max-preview"
+# base_url = "http://localhost:8000/v1"
+# thinking = true
+# preserve_thinking = true
+# max_turns = 50
+# max_cost = 2.0                # USD per run
+# test_cmd = "pytest -q"
+# max_tokens = 32768            # tokens one response may use (0: send no limit)
+# stream_idle_timeout = 90      # seconds of silence from the model before a retry
+
+# [sandbox]
+# mode = "workspace-write"      # read-only, workspace-write, off
+# network = false
+# tmp_size_mb = 1024            # MiB each private /tmp, /var/tmp, /dev/shm may hold
+# env = []                      # extra variables passed into the sandbox
+# secret_env = []               # variables never passed, whatever their name
+
+# [approval]
+# mode = "ask"                  # ask, auto-edit, auto
+# allow = ["pytest*", "ruff *"]
+# deny = ["git push*", "sudo *"]
+
+# [providers.my-server]         # your own profile, same keys as the packaged ones
+# base_url = "http://gpu-box:8000/v1"
+# key_env = ""
+# model = "Qwen/Qwen3.6-27B"
+# thinking_switch = "chat_template_kwargs"
+# preserve_switch = "chat_template_kwargs"
+# reasoning_fields = ["reasoning", "reasoning_content"]
+"""
 
 
 @config_app.command("show")

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Protocol, TextIO
 
 from qwen_agent_cli import jsonl
-from qwen_agent_cli.events import Event, Result
+from qwen_agent_cli.events import ErrorEvent, Event, Result
 from qwen_agent_cli.ui.visible import visible
 
 
@@ -117,3 +117,18 @@ class TextWriter:
         if isinstance(event, Result) and event.result and not shown:
             self.out.write(visible(event.result.rstrip("\n")) + "\n")
             self.out.flush()
+
+
+class RetryNotices:
+    """A line on stderr while a slow retry waits, for runs nobody watches in a terminal (CI
+    logs, scripts): otherwise a stalled server looks like a hung qac."""
+
+    def __init__(self, inner: Writer, err: TextIO) -> None:
+        self.inner = inner
+        self.err = err
+
+    def write(self, event: Event) -> None:
+        self.inner.write(event)
+        if isinstance(event, ErrorEvent) and event.retrying and event.slow:
+            self.err.write(f"qac: {visible(event.message)}\n")
+            self.err.flush()

@@ -13,7 +13,7 @@ from typing import Any
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
-from qwen_agent_cli import compaction, context
+from qwen_agent_cli import compaction, context, signals
 from qwen_agent_cli.assemble import (
     Assembly,
     assemble,
@@ -446,6 +446,9 @@ def run_repl(
             return 0
         except KeyboardInterrupt:
             line = CTRL_C
+        if signals.must_exit():  # SIGTERM or SIGHUP, at the prompt or during the last turn
+            renderer.say(signals.describe(), "yellow")
+            return signals.exit_code()
         if line == CTRL_C:
             if armed:
                 return 0
@@ -455,3 +458,5 @@ def run_repl(
         armed = False
         if not repl.handle(line):
             return 0
+        if signals.must_exit():
+            return signals.exit_code()

@@ -39,7 +39,7 @@ CASES: dict[str, tuple[list[dict[str, Any]], int, str, str]] = {
     "502": ([fault(502), *SUCCESS], 0, "done", ""),
     "503": ([fault(503, 0), *SUCCESS], 0, "done", ""),
     "429 on every attempt": ([fault(429, 0)] * (RETRIES + 1), 3, "error", "after 4 attempts"),
-    "read timeout": ([turn(text="late", delay=2.5), *SUCCESS], 0, "done", ""),
+    "read timeout": ([turn(text="late", delay=2.5), *SUCCESS], 0, "done", "retrying"),
     "stream cut in reasoning": (
         [turn(thinking="append once", tool_call=APPEND, cut="reasoning"), *SUCCESS],
         0,

@@ -63,9 +63,9 @@ def test_ctrl_c_while_an_event_is_written_still_ends_the_run_interrupted(
 
 PROBE = """
     import os, signal, sys
-    from qwen_agent_cli.launch import install_interrupt_handler
+    from qwen_agent_cli import signals
 
-    install_interrupt_handler()
+    signals.install()
     try:
         # What a dataclass does while a module is imported: run code built as a string.
         exec("import os, signal\\nos.kill(os.getpid(), signal.SIGINT)\\nwhile True: pass")

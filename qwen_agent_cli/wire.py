@@ -1,0 +1,145 @@
+"""The wire rules for thinking (DESIGN §4, wire-formats.md): how the history is written into a
+chat-completions request for each provider profile, and the request body qac serialises itself.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from qwen_agent_cli.config import Profile
+from qwen_agent_cli.text import encodable
+from qwen_agent_cli.types import Message
+
+
+def to_request(
+    system: str,
+    messages: Sequence[Message],
+    profile: Profile,
+    *,
+    thinking: bool,
+    preserve: bool,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Build the wire messages and the extra body fields for one request.
+
+    With preservation on, every assistant message carries its reasoning in the profile's
+    field(s) and the profile's switch is a JSON `true`. Off, reasoning before the last user
+    message is dropped and no switch is sent, as the chat templates do by default.
+    """
+    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    wire: list[dict[str, Any]] = [{"role": "system", "content": system}]
+    for index, message in enumerate(messages):
+        keep_reasoning = preserve or index > last_user
+        wire.append(wire_message(message, profile, keep_reasoning))
+    return wire, switches(profile, thinking=thinking, preserve=preserve)
+
+
+def wire_message(message: Message, profile: Profile, keep_reasoning: bool) -> dict[str, Any]:
+    if message.role == "tool":
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+    if message.role != "assistant":
+        return {"role": message.role, "content": message.content or ""}
+    out: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
+    if keep_reasoning:
+        fields = profile.reasoning_fields
+        if "reasoning_details" in fields and message.reasoning_details:
+            out["reasoning_details"] = list(message.reasoning_details)
+        elif message.reasoning is not None:
+            for name in fields:
+                if name != "reasoning_details":
+                    out[name] = message.reasoning
+    if message.tool_calls:
+        out["tool_calls"] = [
+            {
+                "id": c.id,
+                "type": "function",
+                "function": {"name": c.name, "arguments": wire_arguments(c.arguments)},
+            }
+            for c in message.tool_calls
+        ]
+    return out
+
+
+@functools.lru_cache(maxsize=8192)
+def wire_arguments(raw: str) -> str:
+    """A call's arguments as sent back: always a JSON object. The raw text stays in the store
+    and on screen, but a server may refuse a whole request whose earlier call holds broken JSON
+    (SGLang answers 400), and that would end the session for good; the raw text goes along in
+    the object so the model still sees what it wrote."""
+    if not raw.strip():
+        return "{}"
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        value = None
+    if isinstance(value, dict):
+        return raw
+    return json.dumps({"invalid_arguments": raw}, ensure_ascii=False)
+
+
+def switches(profile: Profile, *, thinking: bool, preserve: bool) -> dict[str, Any]:
+    body: dict[str, Any] = {}
+    if profile.thinking_switch == "top_level":
+        body["enable_thinking"] = thinking
+    elif profile.thinking_switch == "chat_template_kwargs":
+        body["chat_template_kwargs"] = {"enable_thinking": thinking}
+    elif profile.thinking_switch == "reasoning_effort" and not thinking:
+        body["reasoning_effort"] = "none"
+    elif profile.thinking_switch == "openrouter":
+        body["reasoning"] = {"enabled": thinking}
+    if preserve and profile.honours_preserve(profile.model):
+        if profile.preserve_switch == "top_level":
+            body["preserve_thinking"] = True
+        elif profile.preserve_switch == "chat_template_kwargs":
+            body.setdefault("chat_template_kwargs", {})["preserve_thinking"] = True
+    return body
+
+
+def json_bytes(value: Any) -> bytes:
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # the agent repairs such text as it enters; this is a last line
+        return encodable(text).encode("utf-8")
+
+
+class BodyEncoder:
+    """Serialises requests message by message: each message's JSON is kept while the history
+    still starts with it, so a step costs the same at step 300 as at step 3 (the SDK's own
+    request-building pass walked every message of every request). Same rules as `to_request`."""
+
+    def __init__(self, profile: Profile, *, thinking: bool, preserve: bool) -> None:
+        self.profile = profile
+        self.thinking = thinking
+        self.preserve = preserve
+        self._encoded: list[tuple[Message, bool, bytes]] = []
+
+    def encode(
+        self, system: str, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
+    ) -> bytes:
+        last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+        cache = self._encoded
+        encoded: list[tuple[Message, bool, bytes]] = []
+        for index, message in enumerate(messages):
+            keep = self.preserve or index > last_user
+            if index < len(cache) and cache[index][0] is message and cache[index][1] == keep:
+                encoded.append(cache[index])
+            else:
+                wire = wire_message(message, self.profile, keep)
+                encoded.append((message, keep, json_bytes(wire)))
+        self._encoded = encoded
+        head: dict[str, Any] = {
+            "model": self.profile.model,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if tools:
+            head["tools"] = list(tools)
+        if self.profile.max_tokens:
+            head[self.profile.max_tokens_field] = self.profile.max_tokens
+        head.update(switches(self.profile, thinking=self.thinking, preserve=self.preserve))
+        parts = [json_bytes({"role": "system", "content": system})]
+        parts += [fragment for _, _, fragment in encoded]
+        return b'{"messages": [' + b", ".join(parts) + b"], " + json_bytes(head)[1:]
