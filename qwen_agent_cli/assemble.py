@@ -238,6 +238,9 @@ def assemble(
         continue_latest=continue_latest,
         map_cache=map_cache_dir(env, workdir),
     )
+    # One writer per session: a second qac on it is refused here, before it writes anything.
+    # The lease goes back when the caller closes the store, however the run ends.
+    store.acquire(session.id)
     mode = settings.approval or default_approval
     provider = Provider(
         profile,

@@ -1,5 +1,5 @@
 """The session store: one SQLite file in WAL mode, append-only messages, numbered migrations,
-lossless JSON Lines export and import.
+a lease per session so one process writes it, and lossless export and import (export.py).
 
 Owns all SQL; callers see only our dataclasses.
 """
@@ -14,24 +14,21 @@ import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, replace
+from dataclasses import astuple, fields, replace
 from pathlib import Path
-from typing import Any
 
-from qwen_agent_cli import jsonl
 from qwen_agent_cli.errors import StoreError
+from qwen_agent_cli.export import export_lines, parse_export
+from qwen_agent_cli.lease import Holder, Lease, in_use_message, is_stale, this_process
 from qwen_agent_cli.types import Message, SessionInfo
 
-EXPORT_FORMAT = "qac-session"
-EXPORT_VERSION = 1
 BUSY_TIMEOUT_MS = 10_000
+LOCK_RETRY_S = 0.02
 PRIVATE_MODE = 0o600
 
 
 def _migration_1(db: sqlite3.Connection) -> None:
-    _run_statements(
-        db,
-        """
+    script = """
         CREATE TABLE sessions (
             id TEXT PRIMARY KEY,
             repository TEXT NOT NULL,
@@ -56,25 +53,37 @@ def _migration_1(db: sqlite3.Connection) -> None:
             PRIMARY KEY (session_id, seq)
         );
         CREATE INDEX sessions_by_workdir ON sessions(workdir, updated_at);
-        """,
+        """
+    # One statement at a time: executescript would commit the migration's transaction.
+    for statement in filter(str.strip, script.split(";")):
+        db.execute(statement)
+
+
+def _migration_2(db: sqlite3.Connection) -> None:
+    db.execute(
+        """
+        CREATE TABLE leases (
+            session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
+            pid INTEGER NOT NULL,
+            host TEXT NOT NULL,
+            started TEXT NOT NULL,
+            acquired_at REAL NOT NULL,
+            heartbeat_at REAL NOT NULL
+        )
+        """
     )
 
 
-def _run_statements(db: sqlite3.Connection, script: str) -> None:
-    """Each statement on its own: executescript would commit the migration's transaction."""
-    for statement in script.split(";"):
-        if statement.strip():
-            db.execute(statement)
-
-
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migration_1,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migration_1, _migration_2)
 
 
 class SessionStore:
-    """Sessions and their messages. Every write is its own committed transaction."""
+    """Sessions and their messages. Every write is its own committed transaction; a session is
+    written by the one process that holds its lease."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._held: str | None = None
         # Transcripts hold file contents and command output: the folder is 0700 and the
         # database 0600 from creation (SQLite gives its WAL and SHM files the database's mode).
         umask = os.umask(0o077)
@@ -82,17 +91,15 @@ class SessionStore:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_MODE))
             self._db = sqlite3.connect(path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            self._db.row_factory = sqlite3.Row
             self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode = WAL")
             self._db.execute("PRAGMA synchronous = NORMAL")
             self._db.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
+            self._prepare()
+        except (sqlite3.DatabaseError, OSError) as exc:
             self._close_quietly()
-            raise StoreError(f"cannot open the session store {path}: {exc}") from exc
-        except OSError as exc:
-            self._close_quietly()
-            raise StoreError(f"cannot create the session store {path}: {exc}") from exc
+            verb = "create" if isinstance(exc, OSError) else "open"
+            raise StoreError(f"cannot {verb} the session store {path}: {exc}") from exc
         except BaseException:
             self._close_quietly()
             raise
@@ -100,7 +107,13 @@ class SessionStore:
             os.umask(umask)
 
     def close(self) -> None:
-        self._db.close()
+        """Give back the lease, then the connection, whatever happens on the way."""
+        try:
+            # A lease left behind names a process that has exited by then: it is stale.
+            with contextlib.suppress(StoreError):
+                self.release()
+        finally:
+            self._db.close()
 
     def _close_quietly(self) -> None:
         """A store that failed to open leaves no connection behind (Python 3.13 warns of one)."""
@@ -109,15 +122,36 @@ class SessionStore:
             with contextlib.suppress(sqlite3.Error):
                 db.close()
 
+    def _prepare(self) -> None:
+        """Switch to WAL and migrate, waiting out other processes creating the same store.
+        The switch upgrades a read lock, and SQLite answers "locked" at once rather than call
+        the busy handler there (two upgraders would deadlock), so that is retried here."""
+        deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+        while True:
+            try:
+                self._db.execute("PRAGMA journal_mode = WAL")
+                self._migrate()
+                return
+            except sqlite3.OperationalError as exc:
+                code = (exc.sqlite_errorcode or 0) & 0xFF
+                locked = code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+                if not locked or time.monotonic() > deadline:
+                    raise
+            time.sleep(LOCK_RETRY_S)
+
     def _migrate(self) -> None:
-        version = self._version()
-        if version == len(MIGRATIONS):
+        if self._version() == len(MIGRATIONS):
             return
-        with self._transaction():
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
             # Read again under the write lock: another process may have migrated meanwhile.
             for number in range(self._version(), len(MIGRATIONS)):
                 MIGRATIONS[number](self._db)
                 self._db.execute(f"PRAGMA user_version = {number + 1}")
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._rollback()
+            raise
 
     def _version(self) -> int:
         version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
@@ -128,46 +162,98 @@ class SessionStore:
             )
         return version
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self.path)
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """BEGIN IMMEDIATE … COMMIT, so two processes writing one store serialize cleanly."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot write the session store {self.path}: {exc}") from exc
+
+    def _rollback(self) -> None:
+        """Undo a failed transaction; the error that failed it is the one worth reporting."""
+        if self._db.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.execute("ROLLBACK")
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Reads fail as writes do: one line naming the store, never a traceback."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read the session store {self.path}: {exc}") from exc
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreError(f"the session store {self.path} is damaged: {exc}") from exc
 
     def create(self, info: SessionInfo) -> SessionInfo:
         """Store a new session header; fills in id and timestamps when they are empty."""
         now = time.time()
-        info = replace(
-            info,
-            id=info.id or new_session_id(),
-            created_at=info.created_at or now,
-            updated_at=info.updated_at or now,
-        )
+        info = replace(info, id=info.id or new_session_id())
+        info = replace(info, created_at=info.created_at or now, updated_at=info.updated_at or now)
         with self._transaction():
             self._insert_session(info)
         return info
 
     def _insert_session(self, info: SessionInfo) -> None:
-        self._db.execute(
-            "INSERT INTO sessions VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                info.id,
-                info.repository,
-                info.workdir,
-                info.provider,
-                info.model,
-                info.system_prompt,
-                info.context,
-                json.dumps(list(info.tools)),
-                json.dumps(info.settings),
-                info.title,
-                info.status,
-                info.created_at,
-                info.updated_at,
-            ),
+        row = {field.name: getattr(info, field.name) for field in fields(info)}
+        row["tools"], row["settings"] = json.dumps(list(info.tools)), json.dumps(info.settings)
+        columns, values = ", ".join(row), ", ".join(f":{name}" for name in row)
+        self._db.execute(f"INSERT INTO sessions ({columns}) VALUES ({values})", row)
+
+    def acquire(self, session_id: str) -> None:
+        """Take the session's lease for this process, or refuse with StoreError: a second
+        writer would interleave the history. A lease whose holder is gone is taken over. One
+        store writes one session: the lease it held before is given back."""
+        now, me = time.time(), this_process()
+        with self._transaction():
+            self._refuse_if_held(session_id, now)
+            self._db.execute(
+                "INSERT OR REPLACE INTO leases VALUES (?,?,?,?,?,?)",
+                (session_id, me.pid, me.host, me.started, now, now),
+            )
+        if self._held not in (None, session_id):
+            self.release()
+        self._held = session_id
+
+    def release(self) -> None:
+        """Give back the lease this store holds, if any."""
+        session_id, self._held = self._held, None
+        if session_id is not None:
+            with self._transaction():
+                self._db.execute(
+                    f"DELETE FROM leases WHERE {_MINE}", (session_id, *astuple(this_process()))
+                )
+
+    def _refuse_if_held(self, session_id: str, now: float) -> None:
+        row = self._db.execute("SELECT * FROM leases WHERE session_id = ?", (session_id,))
+        found = row.fetchone()
+        lease = Lease(found[0], Holder(*found[1:4]), *found[4:]) if found else None
+        if lease and lease.holder != this_process() and not is_stale(lease, now):
+            raise StoreError(in_use_message(lease))
+
+    def _heartbeat(self, session_id: str, now: float) -> None:
+        """Refresh this process's lease, in the write that proves it alive. Without one, write
+        only where no live process holds the session (tests and imports hold none)."""
+        cursor = self._db.execute(
+            f"UPDATE leases SET heartbeat_at = ? WHERE {_MINE}",
+            (now, session_id, *astuple(this_process())),
         )
+        if cursor.rowcount == 0:
+            self._refuse_if_held(session_id, now)
 
     def append_message(self, session_id: str, message: Message) -> int:
         """Commit one complete message at the end of the session; returns its sequence number."""
+        now = time.time()
         with self._transaction():
-            return self._append(session_id, message, time.time())
+            self._heartbeat(session_id, now)
+            return self._append(session_id, message, now)
 
     def _append(self, session_id: str, message: Message, created_at: float) -> int:
         row = self._db.execute(
@@ -195,85 +281,75 @@ class SessionStore:
 
     def get(self, session_id: str) -> SessionInfo:
         """A session by id, or by a unique prefix of it."""
-        rows = self._db.execute(
-            "SELECT * FROM sessions WHERE id = ? OR id LIKE ? ESCAPE '\\'"
-            " ORDER BY id = ? DESC LIMIT 2",
-            (session_id, _like_prefix(session_id), session_id),
-        ).fetchall()
-        if not rows:
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT * FROM sessions WHERE id = ? OR id LIKE ? ESCAPE '\\'"
+                " ORDER BY id = ? DESC LIMIT 2",
+                (session_id, _like_prefix(session_id), session_id),
+            ).fetchall()
+            found = [_session(r) for r in rows]
+        if not found:
             raise StoreError(f"no session {session_id!r} in {self.path}; see `qac sessions list`")
-        if len(rows) > 1 and rows[0][0] != session_id:
+        if len(found) > 1 and found[0].id != session_id:
             raise StoreError(f"session id {session_id!r} is ambiguous; give more characters")
-        return _session(rows[0])
+        return found[0]
 
     def latest(self, workdir: str) -> SessionInfo | None:
         """The most recently updated session for a directory (for --continue)."""
-        row = self._db.execute(
-            "SELECT * FROM sessions WHERE workdir = ? ORDER BY updated_at DESC LIMIT 1", (workdir,)
-        ).fetchone()
-        return _session(row) if row else None
+        with self._reading():
+            row = self._db.execute(
+                "SELECT * FROM sessions WHERE workdir = ? ORDER BY updated_at DESC LIMIT 1",
+                (workdir,),
+            ).fetchone()
+            return _session(row) if row else None
 
     def list(self, limit: int = 50) -> builtins.list[SessionInfo]:
-        rows = self._db.execute(
-            "SELECT * FROM sessions ORDER BY updated_at DESC LIMIT ?", (limit,)
-        ).fetchall()
-        return [_session(r) for r in rows]
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT * FROM sessions ORDER BY updated_at DESC LIMIT ?", (limit,)
+            ).fetchall()
+            return [_session(r) for r in rows]
 
     def messages(self, session_id: str) -> builtins.list[Message]:
         return [m for _, m, _ in self._rows(session_id)]
 
     def count_messages(self, session_id: str) -> int:
-        row = self._db.execute(
-            "SELECT COUNT(*) FROM messages WHERE session_id = ?", (session_id,)
-        ).fetchone()
-        return int(row[0])
+        with self._reading():
+            row = self._db.execute(
+                "SELECT COUNT(*) FROM messages WHERE session_id = ?", (session_id,)
+            ).fetchone()
+            return int(row[0])
 
-    def _rows(self, session_id: str) -> Iterator[tuple[int, Message, float]]:
-        cursor = self._db.execute(
-            "SELECT seq, body, created_at FROM messages WHERE session_id = ? ORDER BY seq",
-            (session_id,),
-        )
-        for seq, body, created_at in cursor:
-            yield int(seq), Message.from_dict(json.loads(body)), float(created_at)
+    def _rows(self, session_id: str) -> builtins.list[tuple[int, Message, float]]:
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT seq, body, created_at FROM messages WHERE session_id = ? ORDER BY seq",
+                (session_id,),
+            ).fetchall()
+            return [
+                (int(seq), Message.from_dict(json.loads(body)), float(created_at))
+                for seq, body, created_at in rows
+            ]
 
     def remove(self, session_id: str) -> None:
+        """Delete a session, unless a live process is writing it."""
         info = self.get(session_id)
         with self._transaction():
+            self._refuse_if_held(info.id, time.time())
+            self._db.execute("DELETE FROM leases WHERE session_id = ?", (info.id,))
             self._db.execute("DELETE FROM messages WHERE session_id = ?", (info.id,))
             self._db.execute("DELETE FROM sessions WHERE id = ?", (info.id,))
+        if self._held == info.id:
+            self._held = None
 
     def export_jsonl(self, session_id: str) -> Iterator[str]:
-        """One header line, then one line per message: everything needed to resume elsewhere."""
+        """The session as JSON Lines: everything needed to resume it elsewhere."""
         info = self.get(session_id)
-        header = {"type": "session", "format": EXPORT_FORMAT, "version": EXPORT_VERSION}
-        header["session"] = asdict(info)
-        yield jsonl.dumps(header)
-        for seq, message, created_at in self._rows(info.id):
-            record = {"type": "message", "seq": seq, "created_at": created_at}
-            record["message"] = message.to_dict()
-            yield jsonl.dumps(record)
+        return export_lines(info, self._rows(info.id))
 
     def import_jsonl(self, lines: Iterable[str], source: str = "input") -> SessionInfo:
         """Recreate an exported session exactly, under its original id."""
-        header: SessionInfo | None = None
-        records: list[tuple[Message, float]] = []
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            try:
-                data = json.loads(line)
-                if number == 1 or header is None:
-                    header = _header(data)
-                    continue
-                if data.get("type") != "message":
-                    raise ValueError(f"unexpected record type {data.get('type')!r}")
-                records.append((Message.from_dict(data["message"]), float(data["created_at"])))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise StoreError(
-                    f"{source} line {number} is not a qac session record: {exc}"
-                ) from exc
-        if header is None:
-            raise StoreError(f"{source} is empty: nothing to import")
+        header, records = parse_export(lines, source)
         with self._transaction():
             if self._db.execute("SELECT 1 FROM sessions WHERE id = ?", (header.id,)).fetchone():
                 raise StoreError(
@@ -295,40 +371,12 @@ class SessionStore:
             self._db.execute("CREATE TEMP TABLE IF NOT EXISTS _probe(x)")
 
     def integrity_ok(self) -> bool:
-        row = self._db.execute("PRAGMA integrity_check").fetchone()
+        with self._reading():
+            row = self._db.execute("PRAGMA integrity_check").fetchone()
         return bool(row and row[0] == "ok")
 
 
-class _Transaction:
-    """BEGIN IMMEDIATE … COMMIT, so two processes writing one store serialize cleanly."""
-
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
-        self._db = db
-        self._path = path
-
-    def __enter__(self) -> None:
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"cannot write the session store {self._path}: {exc}") from exc
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: Any
-    ) -> None:
-        if exc is None:
-            try:
-                self._db.execute("COMMIT")
-            except sqlite3.DatabaseError as error:
-                self._rollback()
-                raise StoreError(f"cannot write the session store {self._path}: {error}") from error
-            return
-        self._rollback()
-        if isinstance(exc, sqlite3.DatabaseError):
-            raise StoreError(f"cannot write the session store {self._path}: {exc}") from exc
-
-    def _rollback(self) -> None:
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
+_MINE = "session_id = ? AND pid = ? AND host = ? AND started = ?"
 
 
 def new_session_id() -> str:
@@ -341,32 +389,9 @@ def _like_prefix(text: str) -> str:
     return escaped + "%"
 
 
-def _session(row: Any) -> SessionInfo:
-    (id_, repo, workdir, provider, model, system, context, tools, settings, title, status) = row[
-        :11
-    ]
-    return SessionInfo(
-        id=id_,
-        repository=repo,
-        workdir=workdir,
-        provider=provider,
-        model=model,
-        system_prompt=system,
-        context=context,
-        tools=tuple(json.loads(tools)),
-        settings=json.loads(settings),
-        title=title,
-        status=status,
-        created_at=float(row[11]),
-        updated_at=float(row[12]),
-    )
-
-
-def _header(data: dict[str, Any]) -> SessionInfo:
-    if data.get("type") != "session" or data.get("format") != EXPORT_FORMAT:
-        raise ValueError("the first line must be a qac session header")
-    if int(data.get("version", 0)) > EXPORT_VERSION:
-        raise ValueError(f"export version {data['version']} is newer than this qac understands")
-    fields = dict(data["session"])
-    fields["tools"] = tuple(fields.get("tools") or ())
-    return SessionInfo(**fields)
+def _session(row: sqlite3.Row) -> SessionInfo:
+    """A sessions row: its columns are SessionInfo's fields, with tools and settings as JSON."""
+    values = dict(zip(row.keys(), row, strict=True))
+    values["tools"] = tuple(json.loads(values["tools"]))
+    values["settings"] = json.loads(values["settings"])
+    return SessionInfo(**values)

@@ -4,14 +4,31 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import subprocess
+import sys
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from qwen_agent_cli.errors import StoreError
-from qwen_agent_cli.store import SessionStore
+from qwen_agent_cli.store import MIGRATIONS, SessionStore
 from qwen_agent_cli.types import Message, SessionInfo, ToolCall, Usage
+
+
+@pytest.fixture
+def opened(tmp_path: Path) -> Iterator[Callable[[str], SessionStore]]:
+    """Open stores under tmp_path by name; every one is closed when the test ends."""
+    stores: list[SessionStore] = []
+
+    def open_store(name: str) -> SessionStore:
+        stores.append(SessionStore(tmp_path / name))
+        return stores[-1]
+
+    yield open_store
+    for store in stores:
+        store.close()
 
 
 def sample_session(store: SessionStore) -> SessionInfo:
@@ -54,23 +71,25 @@ def test_store_uses_wal_and_a_versioned_schema(tmp_path: Path):
     store.close()
     with contextlib.closing(sqlite3.connect(tmp_path / "s.db")) as db, db:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("PRAGMA user_version").fetchone() == (1,)
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
 
 
 def test_export_then_import_round_trips_to_equal_objects(tmp_path: Path):
-    source = SessionStore(tmp_path / "a.db")
-    info = sample_session(source)
-    lines = list(source.export_jsonl(info.id))
-    target = SessionStore(tmp_path / "b.db")
-    imported = target.import_jsonl(lines)
-    assert imported == info
-    assert target.get(info.id) == info
-    assert target.messages(info.id) == source.messages(info.id)
-    assert list(target.export_jsonl(info.id)) == lines
+    with (
+        contextlib.closing(SessionStore(tmp_path / "a.db")) as source,
+        contextlib.closing(SessionStore(tmp_path / "b.db")) as target,
+    ):
+        info = sample_session(source)
+        lines = list(source.export_jsonl(info.id))
+        imported = target.import_jsonl(lines)
+        assert imported == info
+        assert target.get(info.id) == info
+        assert target.messages(info.id) == source.messages(info.id)
+        assert list(target.export_jsonl(info.id)) == lines
 
 
-def test_import_refuses_a_duplicate_and_garbage_without_writing(tmp_path: Path):
-    store = SessionStore(tmp_path / "a.db")
+def test_import_refuses_a_duplicate_and_garbage_without_writing(opened):
+    store = opened("a.db")
     info = sample_session(store)
     lines = list(store.export_jsonl(info.id))
     with pytest.raises(StoreError, match="already in the store"):
@@ -82,8 +101,8 @@ def test_import_refuses_a_duplicate_and_garbage_without_writing(tmp_path: Path):
     assert [s.id for s in store.list()] == [info.id]
 
 
-def test_a_session_is_found_by_unique_prefix(tmp_path: Path):
-    store = SessionStore(tmp_path / "a.db")
+def test_a_session_is_found_by_unique_prefix(opened):
+    store = opened("a.db")
     info = sample_session(store)
     assert store.get(info.id[:17]).id == info.id
     with pytest.raises(StoreError, match="no session"):
@@ -97,9 +116,9 @@ def test_a_file_that_is_not_sqlite_is_a_clear_error(tmp_path: Path):
         SessionStore(path)
 
 
-def test_two_writers_at_once_do_not_corrupt_the_store(tmp_path: Path):
+def test_two_writers_at_once_do_not_corrupt_the_store(opened, tmp_path: Path):
     path = tmp_path / "shared.db"
-    first = SessionStore(path)
+    first = opened("shared.db")
     info = sample_session(first)
     errors: list[Exception] = []
 
@@ -170,23 +189,90 @@ def test_export_import_through_the_cli_keeps_unicode_line_separators(qac, tmp_pa
     again.close()
 
 
-def test_many_processes_opening_a_new_store_at_once(tmp_path: Path):
-    import subprocess
-    import sys
+CREATE_AND_LIST = (
+    "import sys; from pathlib import Path; from qwen_agent_cli.store import SessionStore;"
+    " sys.stdin.read(); store = SessionStore(Path(sys.argv[1])); store.list(); store.close()"
+)
 
-    code = (
-        "import sys; from pathlib import Path; from qwen_agent_cli.store import SessionStore;"
-        " SessionStore(Path(sys.argv[1])).close()"
-    )
-    for attempt in range(5):
+
+def test_many_processes_creating_one_store_at_once_all_wait_for_the_lock(tmp_path: Path):
+    """Each process imports first and then waits on stdin, so all eight open the new store
+    together when stdin closes: the WAL switch and the migration must wait, never fail."""
+    for attempt in range(3):
         path = tmp_path / f"race-{attempt}.db"
         procs = [
             subprocess.Popen(
-                [sys.executable, "-c", code, str(path)], stderr=subprocess.PIPE, text=True
+                [sys.executable, "-c", CREATE_AND_LIST, str(path)],
+                stdin=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
             )
-            for _ in range(6)
+            for _ in range(8)
         ]
-        errors = [p.communicate(timeout=30)[1] for p in procs]
-        assert [p.returncode for p in procs] == [0] * 6, errors
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.close()
+        errors = []
+        for proc in procs:
+            assert proc.stderr is not None
+            errors.append(proc.stderr.read())
+            proc.stderr.close()
+        assert [proc.wait(timeout=60) for proc in procs] == [0] * 8, errors
         with contextlib.closing(sqlite3.connect(path)) as db, db:
-            assert db.execute("PRAGMA user_version").fetchone() == (1,)
+            assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+            assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
+
+
+def test_opening_waits_while_another_connection_writes_in_rollback_mode(tmp_path: Path):
+    """The WAL switch needs the write lock, and SQLite refuses at once instead of waiting when
+    another connection holds it (as a creator a step ahead does): opening must wait. The
+    writer lets go once the opener has had time to try; sooner only makes the test weaker."""
+    path = tmp_path / "busy.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    outcome: list[StoreError | None] = []
+
+    def open_store() -> None:
+        try:
+            SessionStore(path).close()
+            outcome.append(None)
+        except StoreError as exc:
+            outcome.append(exc)
+
+    try:
+        writer.execute("CREATE TABLE other (x)")
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("INSERT INTO other VALUES (1)")
+        opener = threading.Thread(target=open_store)
+        opener.start()
+        opener.join(timeout=0.5)
+        writer.execute("COMMIT")
+        opener.join(timeout=30)
+    finally:
+        writer.close()
+    assert outcome == [None]
+
+
+def test_a_store_from_before_leases_is_migrated_and_keeps_its_sessions(tmp_path: Path):
+    path = tmp_path / "old.db"
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        MIGRATIONS[0](db)
+        db.execute("PRAGMA user_version = 1")
+    old = SessionStore(path)
+    try:
+        info = sample_session(old)
+    finally:
+        old.close()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("DROP TABLE leases")
+        db.execute("PRAGMA user_version = 1")
+
+    store = SessionStore(path)
+    try:
+        assert store.get(info.id) == info
+        assert len(store.messages(info.id)) == 3
+        store.acquire(info.id)
+        store.append_message(info.id, Message(role="user", content="after the upgrade"))
+    finally:
+        store.close()
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        assert db.execute("PRAGMA user_version").fetchone() == (len(MIGRATIONS),)
