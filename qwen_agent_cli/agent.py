@@ -6,6 +6,7 @@ Emits events only; never prints, and never touches HTTP, SQL or processes direct
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Callable, Generator, Sequence
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 from qwen_agent_cli import compaction, context
 from qwen_agent_cli.compaction import Compactor
 from qwen_agent_cli.dispatch import Dispatcher
-from qwen_agent_cli.errors import DeadlineError, ProviderError
+from qwen_agent_cli.errors import DeadlineError, ProviderError, StoreError
 from qwen_agent_cli.events import (
     CompactionEvent,
     ErrorEvent,
@@ -26,14 +27,13 @@ from qwen_agent_cli.events import (
     ToolResultEvent,
     UsageEvent,
 )
+from qwen_agent_cli.history import tool_message, unanswered_calls
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.stalls import MAX_NUDGES, MISPLACED_CALL, Stalls, misplaced_call
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.text import encodable, encodable_message
 from qwen_agent_cli.tokens import count_tokens
-from qwen_agent_cli.types import Message, SessionInfo, Status, ToolResult, Usage
-
-NOT_RUN = "no result: the previous run ended before this call finished (it may not have run)"
+from qwen_agent_cli.types import Message, SessionInfo, Status, Usage
 
 
 class ChatModel(Protocol):
@@ -95,10 +95,11 @@ class Agent:
         session = self.session
         before = context.file_fingerprints(self.repository)
         messages = list(map(encodable_message, compaction.active(self.store.messages(session.id))))
-        for dangling in _unanswered_calls(messages):
+        for dangling in unanswered_calls(messages):
             self._append(messages, dangling)
         self._append(messages, Message(role="user", content=prompt))
         turns, usage, status, answer, nudges = 0, Usage(), Status.DONE, "", 0
+        exit_code: int | None = None
         stalls = Stalls(self.budgets.stuck_warn_after, self.budgets.stuck_stop_after)
         changed: set[str] = set()
         system = system_message(session)
@@ -140,7 +141,7 @@ class Agent:
                     result = self.dispatcher.execute(call)
                     changed.update(result.files_changed)
                     output = encodable(stalls.record(call, result))
-                    self._append(messages, _tool_message(result, output))
+                    self._append(messages, tool_message(result, output))
                     yield ToolResultEvent(
                         id=call.id,
                         name=call.name,
@@ -161,7 +162,11 @@ class Agent:
             yield ErrorEvent(message=str(exc))
         except KeyboardInterrupt:
             status = Status.INTERRUPTED
-        self.store.set_status(session.id, status.value)
+        except StoreError as exc:  # a full disk, say: what was stored stays; say so and stop
+            status, answer, exit_code = Status.ERROR, str(exc), exc.exit_code
+            yield ErrorEvent(message=str(exc))
+        with contextlib.suppress(StoreError):
+            self.store.set_status(session.id, status.value)
         changed.update(context.changed_since(self.repository, before))
         yield Result(
             session_id=session.id,
@@ -172,6 +177,7 @@ class Agent:
             cost_usd=round(usage.cost_usd, 6),
             duration_s=round(self.clock() - started, 3),
             files_changed=sorted(changed),
+            exit_code=exit_code,
         )
 
     def _budget_status(self, turns: int, usage: Usage, deadline: float | None) -> Status:
@@ -222,28 +228,3 @@ class Agent:
         self.store.append_message(self.session.id, message)
         messages.append(message)
         return message
-
-
-def _tool_message(result: ToolResult, output: str) -> Message:
-    return Message(
-        role="tool",
-        content=output,
-        tool_call_id=result.call_id,
-        name=result.name,
-        is_error=result.is_error,
-    )
-
-
-def _unanswered_calls(messages: Sequence[Message]) -> list[Message]:
-    """Results for tool calls a crashed or stopped run never answered, so the history is valid."""
-    if not messages or messages[-1].role not in ("assistant", "tool"):
-        return []
-    answered = {m.tool_call_id for m in messages if m.role == "tool"}
-    last = next((m for m in reversed(messages) if m.role == "assistant"), None)
-    if last is None:
-        return []
-    return [
-        Message(role="tool", content=NOT_RUN, tool_call_id=c.id, name=c.name, is_error=True)
-        for c in last.tool_calls
-        if c.id not in answered
-    ]

@@ -337,6 +337,7 @@ def _finish(
         files_changed=files,
         extra=extra,
     )
-    report = {k: v for k, v in asdict(result).items() if k not in ("type", "extra")} | extra
+    hidden = ("type", "extra", "exit_code")
+    report = {k: v for k, v in asdict(result).items() if k not in hidden} | extra
     out.write("report.json", (json.dumps(report, indent=2) + "\n").encode("utf-8"))
     return result

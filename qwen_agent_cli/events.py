@@ -92,6 +92,9 @@ class Result:
     duration_s: float
     files_changed: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None
+    """Overrides the exit code the status maps to (a store that failed mid-run exits 2, not 3);
+    not part of the printed result object."""
 
 
 Event = (

@@ -190,6 +190,9 @@ def finish(result: Result | None) -> None:
         raise typer.Exit(signals.exit_code())
     status = Status(result.status)
     code = signals.exit_code() if status is Status.INTERRUPTED else EXIT_BY_STATUS[status]
+    if result.exit_code is not None:  # the store failed mid-run: its own message and code
+        error(f"{result.result} (status {status.value})")
+        raise typer.Exit(result.exit_code)
     if code:
         why = {
             Status.MAX_TURNS: "stopped at the --max-turns budget",

@@ -40,6 +40,7 @@ def relay(events: Generator[Event, None, None], write: Callable[[Event], None]) 
 def result_object(result: Result) -> dict[str, Any]:
     """The DESIGN §8 result object, with any job-specific extras (ci) merged in."""
     data = asdict(result)
+    data.pop("exit_code")
     data.update(data.pop("extra"))
     return data
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -119,7 +120,10 @@ def test_broken_arguments_go_back_as_a_json_object_now_and_on_resume(
 def test_repeated_tool_call_ids_in_one_reply_are_made_unique(
     qac: Any, model_server: ScriptedServer, repo: Path
 ):
-    calls = [("shell", {"command": "echo first"}), ("shell", {"command": "echo second"})]
+    calls: list[tuple[str, dict[str, Any] | str]] = [
+        ("shell", {"command": "echo first"}),
+        ("shell", {"command": "echo second"}),
+    ]
     model_server.script(turn(tool_calls=calls, same_id="call_dup"), turn(text="done"))
     out = run_json(qac, model_server, repo)
     assert out.code == 0, out.stderr
@@ -166,3 +170,50 @@ def test_a_prompt_on_stdin_with_bytes_that_are_not_utf8_runs(
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["status"] == "done"
     assert "fix the caf\ufffd bug\n" in [m["content"] for m in model_server.requests[0]["messages"]]
+
+
+def test_a_full_disk_mid_run_still_prints_the_result_and_loses_nothing(
+    model_server: ScriptedServer, repo: Path, clean_environ: Path
+):
+    """A file-size limit stands in for a full disk: SQLite gets EFBIG while storing a big reply."""
+    model_server.script(turn(text="first"))
+    where = ["-C", str(repo), "--output-format", "stream-json", *server_args(model_server)]
+    first = subprocess.run(
+        [sys.executable, "-m", "qwen_agent_cli", "run", "start", *where],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert first.returncode == 0, first.stderr
+    store = clean_environ / "sessions.db"
+    room = max(p.stat().st_size for p in store.parent.iterdir()) + 64 * 1024
+    model_server.script(turn(thinking="a long thought " * 40_000, text="never stored"))
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (room, room))
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "qwen_agent_cli", "run", "more", "--continue", *where],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=limit_file_size,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert proc.stderr.startswith("qac: cannot write the session store"), proc.stderr
+    result = json.loads(proc.stdout.splitlines()[-1])
+    assert result["type"] == "result"
+    assert result["status"] == "error"
+    check = subprocess.run(
+        [sys.executable, "-m", "qwen_agent_cli", "sessions", "show", result["session_id"]],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert check.returncode == 0, check.stderr
+    assert "first" in check.stdout
+    assert "more" in check.stdout
