@@ -13,6 +13,7 @@ from typing import Any
 
 from qwen_agent_cli import jsonl
 from qwen_agent_cli.errors import StoreError
+from qwen_agent_cli.text import encodable, encodable_message
 from qwen_agent_cli.types import Message, SessionInfo
 
 EXPORT_FORMAT = "qac-session"
@@ -46,7 +47,8 @@ def parse_export(
                 continue
             if data.get("type") != "message":
                 raise ValueError(f"unexpected record type {data.get('type')!r}")
-            records.append((Message.from_dict(data["message"]), float(data["created_at"])))
+            message = encodable_message(Message.from_dict(data["message"]))
+            records.append((message, float(data["created_at"])))
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreError(f"{source} line {number} is not a qac session record: {exc}") from exc
     if header is None:
@@ -59,6 +61,7 @@ def _header(data: dict[str, Any]) -> SessionInfo:
         raise ValueError("the first line must be a qac session header")
     if int(data.get("version", 0)) > EXPORT_VERSION:
         raise ValueError(f"export version {data['version']} is newer than this qac understands")
-    fields = dict(data["session"])
+    # An export is JSON: it can spell text SQLite cannot store (a lone surrogate); repair it.
+    fields = {k: encodable(v) if isinstance(v, str) else v for k, v in data["session"].items()}
     fields["tools"] = tuple(fields.get("tools") or ())
     return SessionInfo(**fields)

@@ -217,3 +217,26 @@ def test_a_full_disk_mid_run_still_prints_the_result_and_loses_nothing(
     assert check.returncode == 0, check.stderr
     assert "first" in check.stdout
     assert "more" in check.stdout
+
+
+def test_an_imported_session_with_text_utf8_cannot_carry_is_repaired(
+    qac: Any, repo: Path, tmp_path: Path
+):
+    """An export is JSON, which can spell a lone surrogate; SQLite cannot store one."""
+    with ScriptedServer([turn(text="first"), turn(text="second")], check_prefix=False) as server:
+        session_id = run_json(qac, server, repo).lines()[0]["session_id"]
+        exported = qac("sessions", "export", session_id)
+        assert exported.code == 0, exported.stderr
+        head, *records = exported.stdout.splitlines()
+        broken = json.loads(records[0])
+        broken["message"]["content"] = "name: caf\udce9 \ud800"
+        foreign = json.loads(head)
+        foreign["session"]["id"] = "imported-1"
+        file = tmp_path / "foreign.jsonl"
+        file.write_text("\n".join([json.dumps(foreign), json.dumps(broken), *records[1:]]) + "\n")
+        imported = qac("sessions", "import", str(file))
+        assert imported.code == 0, imported.stderr
+        resumed = run_json(qac, server, repo, "--resume", "imported-1")
+        assert resumed.code == 0, resumed.stderr
+        contents = [m.get("content") for m in server.requests[-1]["messages"]]
+    assert "name: caf\\xe9 \ufffd" in contents
