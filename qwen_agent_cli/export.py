@@ -62,6 +62,8 @@ def _header(data: dict[str, Any]) -> SessionInfo:
     if int(data.get("version", 0)) > EXPORT_VERSION:
         raise ValueError(f"export version {data['version']} is newer than this qac understands")
     # An export is JSON: it can spell text SQLite cannot store (a lone surrogate); repair it.
-    fields = {k: encodable(v) if isinstance(v, str) else v for k, v in data["session"].items()}
+    fields: dict[str, Any] = {
+        k: encodable(v) if isinstance(v, str) else v for k, v in data["session"].items()
+    }
     fields["tools"] = tuple(fields.get("tools") or ())
     return SessionInfo(**fields)

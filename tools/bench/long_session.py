@@ -24,6 +24,15 @@ from qwen_agent_cli.scripted import ScriptedServer, turn
 
 QAC = str(Path(sys.executable).with_name("qac"))
 WINDOW = 20
+MEASURE = """
+import os, subprocess, sys
+proc = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+errors = proc.stderr.read()
+_, status, usage = os.wait4(proc.pid, 0)
+if os.waitstatus_to_exitcode(status):
+    sys.exit(errors.decode(errors="replace"))
+print(usage.ru_maxrss, usage.ru_utime + usage.ru_stime)
+"""
 FILES = 400
 
 
@@ -46,14 +55,19 @@ def one_run(repo: Path, env: dict[str, str], steps: int) -> dict[str, float]:
     with ScriptedServer([*turns, turn(text="done")]) as server:
         args = ["run", "read them", "--provider", "vllm", "--base-url", server.url]
         args += ["-C", str(repo), "--max-turns", str(steps + 1)]
-        proc = subprocess.Popen(
-            [QAC, *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        # Through a small Python that waits for qac: Linux carries a process's peak memory
+        # across fork and exec, so qac started straight from this (large) process would
+        # report this process's peak as its own.
+        proc = subprocess.run(
+            [sys.executable, "-c", MEASURE, QAC, *args],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
         )
-        assert proc.stderr is not None
-        errors = proc.stderr.read()
-        _, status, usage = os.wait4(proc.pid, 0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            raise SystemExit(f"qac run failed: {errors.decode(errors='replace')}")
+        if proc.returncode != 0:
+            raise SystemExit(f"qac run failed: {proc.stderr}")
+        peak_kb, cpu_s = proc.stdout.split()
         gaps = [server.timings[i + 1][0] - server.timings[i][1] for i in range(steps)]
     first = statistics.median(gaps[:WINDOW])
     last = statistics.median(gaps[-WINDOW:])
@@ -61,8 +75,8 @@ def one_run(repo: Path, env: dict[str, str], steps: int) -> dict[str, float]:
         "first_ms": first * 1000,
         "last_ms": last * 1000,
         "ratio": last / first,
-        "cpu_s": usage.ru_utime + usage.ru_stime,
-        "peak_mb": usage.ru_maxrss / 1024,
+        "cpu_s": float(cpu_s),
+        "peak_mb": int(peak_kb) / 1024,
     }
 
 
