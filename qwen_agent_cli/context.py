@@ -25,6 +25,14 @@ TREE_LIMIT = 300
 MEMORY_LIMIT = 20_000
 STATUS_LIMIT = 60
 WALK_SKIP = frozenset({".git", "node_modules", "__pycache__", ".venv", "venv", ".tox"})
+LISTING = (
+    *("ls-files", "-z", "-t", "-v", "-s"),
+    *("--cached", "--modified", "--others", "--exclude-standard"),
+)
+"""Tracked files with their blob ids and a tag each (`H` as in the index, `C` changed in the
+working tree, lower case when marked assume-unchanged), and untracked ones (`?`): the file
+list, and which files git vouches for, from one git process that stats them in C."""
+REGULAR_MODES = frozenset({"100644", "100755"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +56,11 @@ def snapshot(
     parts = [f"Repository: {root.name}"]
     if repository is not None:
         parts[0] += f" (git, branch {repository.branch() or 'detached'})"
-        status, files = _git_status_and_files(repository)
+        status, files, blobs = _git_status_and_files(repository)
         parts.append("git status --short:\n" + (status or "(clean)"))
     else:
         parts[0] += " (not a git repository)"
-        files = _walk_files(root)
+        files, blobs = _walk_files(root), {}
     parts.append(f"Files ({len(files)}):\n{_tree(files)}")
     for name, text in _memory_files(root, workdir):
         parts.append(f"{name}:\n{text}")
@@ -64,20 +72,49 @@ def snapshot(
             budget_tokens=map_tokens,
             cache_dir=map_cache,
             count_tokens=count_tokens,
+            blobs=blobs,
         )
         if built.text:
             parts.append(f"Repository map (most referenced definitions first):\n{built.text}")
     return Snapshot("\n\n".join(parts), built)
 
 
-def _git_status_and_files(repository: Repository) -> tuple[str, list[str]]:
+def _git_status_and_files(repository: Repository) -> tuple[str, list[str], dict[str, str]]:
     status_lines = repository.git("status", "--short", "--untracked-files=normal").splitlines()
-    listed = repository.git("ls-files", "-z", "--cached", "--others", "--exclude-standard")
-    files = [name for name in listed.split("\0") if name]
+    files, blobs = _listing(repository.git(*LISTING))
     status = "\n".join(status_lines[:STATUS_LIMIT])
     if len(status_lines) > STATUS_LIMIT:
         status += f"\n… {len(status_lines) - STATUS_LIMIT} more"
-    return status, sorted(set(files))
+    return status, files, blobs
+
+
+def _listing(listed: str) -> tuple[list[str], dict[str, str]]:
+    """Every path `LISTING` names, sorted, and the blob id of each tracked regular file whose
+    content git has just found unchanged in the working tree, so the map knows it by content
+    without a stat. A file git cannot vouch for gets none: modified or deleted (a `C` line
+    follows its `H`), marked assume-unchanged or skip-worktree (another tag), unmerged (a
+    stage), a link or a submodule (another mode)."""
+    paths: set[str] = set()
+    blobs: dict[str, str] = {}
+    doubtful: set[str] = set()
+    for entry in listed.split("\0"):
+        tag, _, rest = entry.partition(" ")
+        if tag == "?":
+            paths.add(rest)
+            continue
+        meta, _, path = rest.partition("\t")
+        if not path:
+            continue
+        paths.add(path)
+        mode, _, blob_and_stage = meta.partition(" ")
+        blob, _, stage = blob_and_stage.partition(" ")
+        if tag == "H" and stage == "0" and mode in REGULAR_MODES:
+            blobs[path] = blob
+        else:
+            doubtful.add(path)
+    for path in doubtful:
+        blobs.pop(path, None)
+    return sorted(paths), blobs
 
 
 def workspace_files(workdir: Path, repository: Repository | None) -> list[str]:

@@ -1,26 +1,25 @@
 """The repository map: tree-sitter definitions and references, ranked, fitted to a token budget.
 
-Owns its JSON cache. Imports tree-sitter lazily (CLI start-up time matters), and never sqlite3,
-subprocess, git, openai, rich or typer."""
+Its cache lives in `mapcache`. Imports tree-sitter lazily (CLI start-up time matters), and never
+sqlite3, subprocess, git, openai, rich or typer."""
 
 from __future__ import annotations
 
-import contextlib
+import heapq
 import importlib
-import json
 import math
 import operator
-import os
-import stat
-import zlib
+import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from qwen_agent_cli import mapcache
 from qwen_agent_cli.errors import ToolError
-from qwen_agent_cli.guard import inside, read_capped
+from qwen_agent_cli.guard import read_capped
+from qwen_agent_cli.mapcache import FileTags, StoredMap
 
 if TYPE_CHECKING:
     from tree_sitter import Parser, Query
@@ -28,8 +27,6 @@ if TYPE_CHECKING:
 DEFAULT_BUDGET_TOKENS = 2000
 MAX_FILE_BYTES = 1_000_000
 MAX_SIGNATURE_CHARS = 120
-CACHE_FILE = "repomap.json"
-CACHE_VERSION = 1
 DAMPING = 0.85
 ITERATIONS = 8
 
@@ -148,20 +145,8 @@ class RepoMap:
     """Source files whose definitions and references came from the cache."""
     symbols: int
     """Signature lines in `text`."""
-
-
-@dataclass(frozen=True, slots=True)
-class _FileTags:
-    """A file's definitions in source order, as parallel lists (so the cache loads them as is)."""
-
-    size: int
-    mtime_ns: int
-    names: list[str]
-    rows: list[int]
-    lines: list[str]
-    """The text of the line each definition's name is on: its signature."""
-    refs: dict[str, int]
-    """How many times each identifier occurs."""
+    reused: bool = False
+    """Served whole from the cache, as no mapped file changed: no file's tags even loaded."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -176,40 +161,44 @@ def build_map(
     budget_tokens: int = DEFAULT_BUDGET_TOKENS,
     cache_dir: Path | None = None,
     count_tokens: Callable[[str], int] | None = None,
+    blobs: Mapping[str, str] | None = None,
 ) -> RepoMap:
-    """Map the symbols the rest of `files` refers to most, so the model knows the code at once."""
-    cache_path = cache_dir / CACHE_FILE if cache_dir is not None else None
-    cached = _load_cache(cache_path) if cache_path is not None else {}
+    """Map the symbols the rest of `files` refers to most, so the model knows the code at once.
+    `blobs`: the blob ids of files git just found unchanged, known by content without a stat.
+    With a cache, when no mapped file changed nothing is parsed or ranked."""
+    count_tokens = count_tokens or estimate_tokens
+    sources = mapcache.scan(root, files, EXTENSIONS, MAX_FILE_BYTES, blobs or {})
+    cached: dict[str, FileTags] = {}
+    key = ""
+    if cache_dir is not None:
+        modules = {GRAMMARS[language].module for _, language, _ in sources}
+        key = mapcache.key(root, sources, budget_tokens, count_tokens, modules)
+        stored = mapcache.load_result(cache_dir)
+        if stored is not None and stored.key == key:
+            return RepoMap(stored.text, 0, stored.files, stored.symbols, reused=True)
+        cached = mapcache.load_tags(cache_dir)
     grammars: dict[str, tuple[Parser, Query] | None] = {}
-    tags: dict[str, _FileTags] = {}
+    tags: dict[str, FileTags] = {}
     parsed = 0
-    for rel in dict.fromkeys(files):
-        path = root / rel
-        language = EXTENSIONS.get(path.suffix.lower())
-        if language is None:
-            continue
-        try:
-            info = path.stat()
-        except OSError:
-            continue
-        if not inside(root, path):
-            continue  # a link out of the repository is never read, nor served from the cache
-        if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_FILE_BYTES:
-            continue
+    for rel, language, file_stamp in sources:
         entry = cached.get(rel)
-        if entry is not None and (entry.size, entry.mtime_ns) == (info.st_size, info.st_mtime_ns):
+        if entry is not None and entry.stamp == file_stamp:
             tags[rel] = entry
             continue
         if language not in grammars:
             grammars[language] = _load_grammar(GRAMMARS[language])
         grammar = grammars[language]
-        fresh = _extract(root, rel, info, grammar) if grammar is not None else None
+        fresh = _extract(root, rel, file_stamp, grammar) if grammar is not None else None
         if fresh is not None:
             tags[rel] = fresh
             parsed += 1
-    if cache_path is not None and (parsed or len(tags) != len(cached)):
-        _save_cache(cache_path, tags)
-    text, symbols = _fit(tags, budget_tokens, count_tokens or estimate_tokens)
+    if cache_dir is not None:
+        outdated = parsed + sum(rel not in tags for rel in cached)  # changed, gone
+        mapcache.save_tags(cache_dir, tags, outdated=outdated)
+    cached.clear()  # entries of changed and deleted files, before ranking needs the memory
+    text, symbols = _fit(tags, budget_tokens, count_tokens)
+    if cache_dir is not None:
+        mapcache.save_result(cache_dir, StoredMap(key, text, len(tags), symbols))
     return RepoMap(text, parsed, len(tags) - parsed, symbols)
 
 
@@ -227,15 +216,17 @@ def _load_grammar(grammar: _Grammar) -> tuple[Parser, Query] | None:
 
 
 def _extract(
-    root: Path, rel: str, info: os.stat_result, grammar: tuple[Parser, Query]
-) -> _FileTags | None:
+    root: Path, rel: str, file_stamp: str, grammar: tuple[Parser, Query]
+) -> FileTags | None:
     """One parse and one query pass per file: definitions with their lines, references counted.
     Read through the guard: a regular file inside the repository, size-capped."""
     from tree_sitter import QueryCursor
 
     try:
+        if (root / rel).lstat().st_size > MAX_FILE_BYTES:
+            return None  # one known by its blob id was not looked at before
         data = read_capped(root, rel, MAX_FILE_BYTES)
-    except ToolError:
+    except (OSError, ToolError):
         return None
     if b"\0" in data[:8192] or len(data) > MAX_FILE_BYTES:
         return None
@@ -253,43 +244,14 @@ def _extract(
             )
     refs = Counter(data[node.start_byte : node.end_byte] for node in captures.get("ref", ()))
     ordered = sorted(defs.items())
-    return _FileTags(
-        info.st_size,
-        info.st_mtime_ns,
-        [name for (_, name), _ in ordered],
+    # Interned, as the cache loads them: a name used in thousands of files is one string.
+    return FileTags(
+        file_stamp,
+        [sys.intern(name) for (_, name), _ in ordered],
         [row for (row, _), _ in ordered],
-        [line for _, line in ordered],
-        {name.decode(errors="replace"): count for name, count in refs.items()},
+        "\n".join(line for _, line in ordered),
+        {sys.intern(name.decode(errors="replace")): count for name, count in refs.items()},
     )
-
-
-def _load_cache(path: Path) -> dict[str, _FileTags]:
-    """A missing, corrupt or outdated cache is an empty one. The first line is a checksum of the
-    rest: a cache that checks out was written whole, so it needs no field-by-field validation."""
-    try:
-        digest, _, body = path.read_bytes().partition(b"\n")
-        if digest != b"%08x" % zlib.crc32(body):
-            return {}
-        version, files = json.loads(body)
-        if version != CACHE_VERSION:
-            return {}
-        return {rel: _FileTags(*fields) for rel, fields in files.items()}
-    except (OSError, ValueError, TypeError, AttributeError):
-        return {}
-
-
-def _save_cache(path: Path, tags: dict[str, _FileTags]) -> None:
-    """Write to a temporary file and rename it, so a crash never leaves half a cache."""
-    files = {rel: [t.size, t.mtime_ns, t.names, t.rows, t.lines, t.refs] for rel, t in tags.items()}
-    body = json.dumps([CACHE_VERSION, files], separators=(",", ":")).encode()
-    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_bytes(b"%08x\n" % zlib.crc32(body) + body)
-        partial.replace(path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            partial.unlink()
 
 
 def _weight(name: str, definers: int) -> float:
@@ -305,83 +267,103 @@ def _weight(name: str, definers: int) -> float:
     return weight
 
 
-def _rank(tags: dict[str, _FileTags]) -> tuple[dict[str, float], dict[tuple[str, str], float]]:
+def _rank(tags: dict[str, FileTags]) -> tuple[list[float], dict[str, float]]:
     """PageRank over files, each linking to the definers of the names it uses (Aider), through
-    the names so a step is one pass over the references. Ranks of files and scores of (file,
-    name), in descending order."""
-    paths = list(tags)
-    if not paths:
-        return {}, {}
-    definers: dict[str, list[int]] = defaultdict(list)
-    for index, rel in enumerate(paths):
-        for name in dict.fromkeys(tags[rel].names):
-            definers[name].append(index)
-    weights = {name: _weight(name, len(where)) for name, where in definers.items()}
-    incoming: dict[str, tuple[list[int], list[float]]] = {}
+    the names so a step is one pass over the references. The rank of each file (in the order
+    of `tags`) and the score of each name some other file uses."""
+    if not tags:
+        return [], {}
+    definers = Counter(name for file_tags in tags.values() for name in set(file_tags.names))
+    weights: dict[str, float] = {}
+    ids: dict[str, int] = {}
+    sources: list[list[int]] = []
+    shares: list[list[float]] = []
     sending: list[int] = []
-    for index, rel in enumerate(paths):
-        refs = tags[rel].refs
+    for index, file_tags in enumerate(tags.values()):
+        refs = file_tags.refs
         # Sorted, because set order varies between runs and float sums must not.
-        used = sorted((refs.keys() & weights.keys()).difference(tags[rel].names))
-        edges = [(name, weights[name] * math.sqrt(refs[name])) for name in used]
-        total = sum(weight for _, weight in edges)
-        if edges:
-            sending.append(index)
-        for name, weight in edges:
-            sources, shares = incoming.setdefault(name, ([], []))
-            sources.append(index)
-            shares.append(weight / total)
+        used = sorted((refs.keys() & definers.keys()).difference(file_tags.names))
+        if not used:
+            continue
+        sending.append(index)
+        edges = []
+        for name in used:
+            if name not in weights:
+                weights[name] = _weight(name, definers[name])
+            edges.append(weights[name] * math.sqrt(refs[name]))
+        total = sum(edges)
+        for name, weight in zip(used, edges, strict=True):
+            if name not in ids:
+                ids[name] = len(sources)
+                sources.append([])
+                shares.append([])
+            sources[ids[name]].append(index)
+            shares[ids[name]].append(weight / total)
     # What each file defines that others use, so that a step gathers its rank in one sum.
-    gathers = [
-        [name for name in dict.fromkeys(tags[rel].names) if name in incoming] for rel in paths
-    ]
-    ranks = [1 / len(paths)] * len(paths)
-    scored: dict[str, float] = {}
+    gathers = [[ids[n] for n in dict.fromkeys(t.names) if n in ids] for t in tags.values()]
+    counts = [definers[name] for name in ids]
+    count = len(tags)
+    ranks = [1 / count] * count
+    scored: list[float] = []
     for _ in range(ITERATIONS):
-        scored = {
-            name: sum(map(operator.mul, map(ranks.__getitem__, sources), shares))
-            / len(definers[name])
-            for name, (sources, shares) in incoming.items()
-        }
+        scored = [
+            sum(map(operator.mul, map(ranks.__getitem__, where), share)) / definer_count
+            for where, share, definer_count in zip(sources, shares, counts, strict=True)
+        ]
         # Rank that dangling files hold is spread evenly, as teleporting is.
-        base = (1 - DAMPING * sum(map(ranks.__getitem__, sending))) / len(paths)
+        base = (1 - DAMPING * sum(map(ranks.__getitem__, sending))) / count
         ranks = [base + DAMPING * sum(map(scored.__getitem__, used)) for used in gathers]
-    by_rank = sorted(range(len(paths)), key=ranks.__getitem__, reverse=True)
-    scores = {
-        (paths[index], name): scored.get(name, 0.0)
-        for index in by_rank
-        for name in tags[paths[index]].names
-    }
-    return {paths[index]: ranks[index] for index in by_rank}, scores
+    return ranks, dict(zip(ids, scored, strict=True))
 
 
 def _fit(
-    tags: dict[str, _FileTags], budget_tokens: int, count_tokens: Callable[[str], int]
+    tags: dict[str, FileTags], budget_tokens: int, count_tokens: Callable[[str], int]
 ) -> tuple[str, int]:
     """The most definitions whose rendering `count_tokens` says fits (Aider's bisection). The
-    search gallops up from a few definitions, so large renderings are never tokenized."""
-    ranks, scores = _rank(tags)
-    order = sorted(scores, key=scores.__getitem__, reverse=True)
-    position = {rel: index for index, rel in enumerate(ranks)}
-    parents: dict[str, list[int]] = {}
+    search gallops up from a few definitions, so large renderings are never tokenized, and
+    only as many of the best-scored definitions are picked out as it looks at."""
+    ranks, scored = _rank(tags)
+    paths = list(tags)
+    by_rank = sorted(range(len(paths)), key=ranks.__getitem__, reverse=True)
+    position = {paths[index]: place for place, index in enumerate(by_rank)}
+    total = sum(len(dict.fromkeys(file_tags.names)) for file_tags in tags.values())
+    best: list[tuple[float, str, str]] = []
+
+    def best_first(count: int) -> list[tuple[float, str, str]]:
+        """The `count` best (file, name) pairs, ties in rank order: what a stable sort of all
+        would start with, without sorting (or holding) half a million pairs."""
+        nonlocal best
+        if count > len(best):
+            pairs = (
+                (scored.get(name, 0.0), paths[index], name)
+                for index in by_rank
+                for name in dict.fromkeys(tags[paths[index]].names)
+            )
+            best = heapq.nlargest(max(count, 2 * len(best), 256), pairs, key=operator.itemgetter(0))
+        return best[:count]
+
+    split: dict[str, tuple[list[str], list[int]]] = {}
+    """Each shown file's signature lines and their parents, worked out once."""
     fitting: dict[int, tuple[str, int]] = {0: ("", 0)}
 
     def fits(count: int) -> bool:
         names: dict[str, set[str]] = defaultdict(set)
-        for rel, name in order[:count]:
+        for _, rel, name in best_first(count):
             names[rel].add(name)
         lines: list[str] = []
         for rel in sorted(names, key=position.__getitem__):
             file_tags, wanted = tags[rel], names[rel]
-            if rel not in parents:
-                parents[rel] = _parents(file_tags.lines)
+            if rel not in split:
+                signatures = file_tags.lines()
+                split[rel] = signatures, _parents(signatures)
+            signatures, parents = split[rel]
             shown: dict[int, str] = {}
             for index, name in enumerate(file_tags.names):
                 at = index if name in wanted else -1
                 # An enclosing class or impl is shown with its members, for context.
                 while at >= 0 and file_tags.rows[at] not in shown:
-                    shown[file_tags.rows[at]] = file_tags.lines[at]
-                    at = parents[rel][at]
+                    shown[file_tags.rows[at]] = signatures[at]
+                    at = parents[at]
             lines.append(rel)
             lines.extend(f"    {shown[row]}" for row in sorted(shown))
         text = "".join(f"{line}\n" for line in lines)
@@ -390,7 +372,7 @@ def _fit(
         fitting[count] = (text, len(lines) - len(names))
         return True
 
-    low, high = 0, len(order) + 1
+    low, high = 0, total + 1
     step = 16
     while low + step < high and fits(low + step):
         low, step = low + step, step * 2

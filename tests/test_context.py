@@ -3,13 +3,16 @@ request, the map cache across sessions, compaction into a new segment, resume af
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 
 import pytest
 
-from qwen_agent_cli.repository import init_repository
+from qwen_agent_cli import context
+from qwen_agent_cli.repomap import RepoMap
+from qwen_agent_cli.repository import Repository, init_repository
 from qwen_agent_cli.scripted import ScriptedServer, turn
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.tokens import count_tokens
@@ -84,6 +87,60 @@ def test_a_second_session_takes_the_map_from_the_cache(
     assert maps[0]["files_parsed"] == 7
     assert maps[1] == {**maps[0], "files_parsed": 0, "files_cached": 7}
     assert system_text(model_server, 0) == system_text(model_server, 1)
+
+
+def warm_map(shop: Path, cache: Path) -> RepoMap:
+    taken = context.snapshot(shop, Repository.find(shop), map_tokens=2000, map_cache=cache)
+    assert taken.map is not None
+    return taken.map
+
+
+def test_the_warm_map_follows_edits_deletions_and_untracked_files(shop: Path, tmp_path: Path):
+    def take() -> RepoMap:
+        return warm_map(shop, tmp_path / "map-cache")
+
+    first = take()
+    assert take() == dataclasses.replace(first, files_parsed=0, files_cached=7, reused=True)
+    money = shop / "shop" / "money.py"
+    money.write_text(MONEY.replace("to_cents", "to_pennies"))
+    later = money.stat().st_mtime_ns + 1_000_000_000
+    os.utime(money, ns=(later, later))
+    (shop / "shop" / "tax.py").unlink()
+    (shop / "shop" / "discount.py").write_text(  # untracked: git lists it, so it is mapped
+        "from shop.money import Money\n\n\ndef discount_rate(total: Money) -> float:\n"
+        "    return 0.1\n"
+    )
+
+    changed = take()
+
+    assert (changed.files_parsed, changed.files_cached, changed.reused) == (2, 5, False)
+    assert "def to_pennies(amount: float) -> int:" in changed.text
+    assert "def discount_rate(total: Money) -> float:" in changed.text
+    assert "tax_total" not in changed.text
+    assert "to_cents" not in changed.text
+
+
+def test_files_git_vouches_for_are_known_by_content(shop: Path, tmp_path: Path):
+    """A branch switched away from and back rewrites files (new mtimes, same blobs): the map
+    is still reused. A file marked assume-unchanged is not vouched for, so its edit is seen."""
+    cache = tmp_path / "map-cache"
+    first = warm_map(shop, cache)
+    repository = Repository.find(shop)
+    assert repository is not None
+    repository.git("checkout", "-q", "-b", "elsewhere")
+    (shop / "shop" / "money.py").write_text(MONEY + "\n\ndef elsewhere_only() -> None:\n    pass\n")
+    repository.git("commit", "-q", "-am", "elsewhere")
+    repository.git("checkout", "-q", "main")
+
+    assert warm_map(shop, cache) == dataclasses.replace(
+        first, files_parsed=0, files_cached=7, reused=True
+    )
+
+    repository.git("update-index", "--assume-unchanged", "shop/money.py")
+    (shop / "shop" / "money.py").write_text(MONEY.replace("to_cents", "in_cents"))
+    edited = warm_map(shop, cache)
+    assert (edited.files_parsed, edited.files_cached) == (1, 6)
+    assert "def in_cents(amount: float) -> int:" in edited.text
 
 
 def test_a_long_session_compacts_into_a_new_segment(qac, model_server: ScriptedServer, shop: Path):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 import zlib
 from pathlib import Path
 
 import pytest
 
-from qwen_agent_cli.repomap import CACHE_FILE, RepoMap, build_map
+from qwen_agent_cli.mapcache import HEADER, RESULT_FILE, TAGS_FILE
+from qwen_agent_cli.repomap import RepoMap, build_map
 
 SOURCES = {
     "shop/money.py": """\
@@ -170,13 +172,20 @@ def test_the_map_never_exceeds_the_budget(shop: Path, budget: int):
         assert set(repo_map.text.splitlines()) <= set(EXPECTED.splitlines())
 
 
-def test_a_second_build_reads_everything_from_the_cache(shop: Path, tmp_path: Path):
+def test_a_second_build_reuses_the_map_without_parsing(shop: Path, tmp_path: Path):
     cache = tmp_path / "cache"
     first = build_map(shop, FILES, cache_dir=cache)
+    (cache / TAGS_FILE).unlink()  # the unchanged map needs no file's tags at all
     second = build_map(shop, FILES, cache_dir=cache)
 
     assert first == RepoMap(EXPECTED, len(FILES), 0, SYMBOLS)
-    assert second == RepoMap(EXPECTED, 0, len(FILES), SYMBOLS)
+    assert second == RepoMap(EXPECTED, 0, len(FILES), SYMBOLS, reused=True)
+
+
+def later(path: Path) -> None:
+    """Move a file's mtime on, as a later edit would on a coarse-clock file system."""
+    when = path.stat().st_mtime_ns + 1_000_000_000
+    os.utime(path, ns=(when, when))
 
 
 def test_only_a_changed_file_is_parsed_again(shop: Path, tmp_path: Path):
@@ -184,12 +193,45 @@ def test_only_a_changed_file_is_parsed_again(shop: Path, tmp_path: Path):
     build_map(shop, FILES, cache_dir=cache)
     lonely = shop / "shop/lonely.py"
     lonely.write_text("def renamed_function():\n    return 43\n")
-    later = lonely.stat().st_mtime_ns + 1_000_000_000
-    os.utime(lonely, ns=(later, later))
+    later(lonely)
 
     repo_map = build_map(shop, FILES, cache_dir=cache)
 
     expected = EXPECTED.replace("def nobody_calls_this():", "def renamed_function():")
+    assert repo_map == RepoMap(expected, 1, len(FILES) - 1, SYMBOLS)
+    assert build_map(shop, FILES, cache_dir=cache) == RepoMap(
+        expected, 0, len(FILES), SYMBOLS, reused=True
+    )
+
+
+def test_a_few_changes_leave_the_tags_file_to_be_rewritten_later(
+    shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Below the stale share the changed file's tags are not written back; the next build that
+    cannot reuse the map parses it again, and past the share the file is rewritten."""
+    monkeypatch.setattr("qwen_agent_cli.mapcache.STALE_TAGS", 0.2)  # 1 of 9 files may be stale
+    cache = tmp_path / "cache"
+    build_map(shop, FILES, cache_dir=cache)
+    parsed = []
+    for rel in ("shop/lonely.py", "shop/report.py", "shop/invoice.py"):
+        (shop / rel).write_text((shop / rel).read_text() + "\n# edited\n")
+        later(shop / rel)
+        parsed.append(build_map(shop, FILES, cache_dir=cache).files_parsed)
+
+    assert parsed == [1, 2, 1]
+
+
+def test_a_rewrite_that_keeps_size_and_mtime_is_still_seen(shop: Path, tmp_path: Path):
+    cache = tmp_path / "cache"
+    build_map(shop, FILES, cache_dir=cache)
+    lonely = shop / "shop/lonely.py"
+    before = lonely.stat()
+    lonely.write_text("def nobody_calls_that():\n    return 42\n")  # the same size
+    os.utime(lonely, ns=(before.st_atime_ns, before.st_mtime_ns))
+
+    repo_map = build_map(shop, FILES, cache_dir=cache)
+
+    expected = EXPECTED.replace("def nobody_calls_this():", "def nobody_calls_that():")
     assert repo_map == RepoMap(expected, 1, len(FILES) - 1, SYMBOLS)
 
 
@@ -204,44 +246,128 @@ def test_a_deleted_file_leaves_the_map(shop: Path, tmp_path: Path):
     assert repo_map == RepoMap(expected, 0, len(FILES) - 1, SYMBOLS - 1)
 
 
-def checksummed(body: bytes) -> bytes:
-    """A cache file whose checksum is right, to test what lies behind it."""
-    return b"%08x\n" % zlib.crc32(body) + body
+def test_a_new_file_joins_the_map(shop: Path, tmp_path: Path):
+    cache = tmp_path / "cache"
+    build_map(shop, FILES, cache_dir=cache)
+    (shop / "shop/extra.py").write_text("def brand_new_function():\n    return 1\n")
+
+    repo_map = build_map(shop, [*FILES, "shop/extra.py"], cache_dir=cache)
+
+    assert repo_map == RepoMap(
+        f"{EXPECTED}shop/extra.py\n    def brand_new_function():\n", 1, len(FILES), SYMBOLS + 1
+    )
 
 
-@pytest.mark.parametrize(
-    "damage",
-    [
-        b"",
-        b"not json",
-        bytes(range(256)),
-        b"00000000\n[1, {}]",
-        checksummed(b"{}"),
-        checksummed(b"[1, []]"),
-        checksummed(b'[1, {"shop/money.py": 3}]'),
-        checksummed(b'[1, {"shop/money.py": ["big", 0, [], [], [], {}]}]'),
-        checksummed(b'[99, {"shop/money.py": [1, 0, [], [], [], {}]}]'),
-    ],
-)
+def test_a_new_budget_or_counter_ranks_again_from_the_cached_tags(shop: Path, tmp_path: Path):
+    cache = tmp_path / "cache"
+    build_map(shop, FILES, cache_dir=cache)
+
+    smaller = build_map(shop, FILES, cache_dir=cache, budget_tokens=12, count_tokens=words)
+    by_length = build_map(shop, FILES, cache_dir=cache, budget_tokens=12, count_tokens=len)
+
+    assert smaller == RepoMap(
+        "shop/money.py\n    def average_price(prices):\n"
+        "web/format.ts\n    export interface PriceTag {\n",
+        0,
+        len(FILES),
+        2,
+    )
+    assert by_length == RepoMap("", 0, len(FILES), 0)
+
+
+def test_a_grammar_installed_later_maps_its_files(
+    shop: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    cache = tmp_path / "cache"
+    with monkeypatch.context() as without_go:
+        without_go.setitem(sys.modules, "tree_sitter_go", None)
+        assert "server/" not in build_map(shop, FILES, cache_dir=cache).text
+
+    assert build_map(shop, FILES, cache_dir=cache) == RepoMap(EXPECTED, 2, len(FILES) - 2, SYMBOLS)
+
+
+def test_files_behind_a_linked_directory_are_never_mapped(shop: Path, tmp_path: Path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.py").write_text("def leaked_symbol_name():\n    pass\n")
+    (shop / "linked").symlink_to(outside)
+    (shop / "alias.py").symlink_to(shop / "shop/money.py")
+    cache = tmp_path / "cache"
+    files = [*FILES, "linked/secret.py", "alias.py"]
+
+    assert build_map(shop, files, cache_dir=cache) == RepoMap(EXPECTED, len(FILES), 0, SYMBOLS)
+    # A mapped directory swapped for a link later is not served from the cache either.
+    (shop / "server").rename(outside / "server")
+    (shop / "server").symlink_to(outside / "server")
+    repo_map = build_map(shop, files, cache_dir=cache)
+    assert "server/" not in repo_map.text
+    assert (repo_map.files_parsed, repo_map.files_cached) == (0, len(FILES) - 2)
+
+
+def test_the_cache_is_private(shop: Path, tmp_path: Path):
+    cache = tmp_path / "data" / "cache"
+    build_map(shop, FILES, cache_dir=cache)
+
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (cache, *cache.iterdir())}
+    assert modes == {"cache": 0o700, TAGS_FILE: 0o600, RESULT_FILE: 0o600}
+
+
+def cache_file(*lines: bytes, header: bytes = HEADER) -> bytes:
+    """A cache file whose header and checksum are right, to test what lies between them."""
+    body = header + b"".join(line + b"\n" for line in lines)
+    return body + b"%08x\n" % zlib.crc32(body)
+
+
+DAMAGE = [
+    b"",
+    b"not json",
+    bytes(range(256)),
+    HEADER,
+    HEADER + b"00000000\n",
+    cache_file(b"{}"),
+    cache_file(b"[1, 2"),
+    cache_file(b'["shop/money.py", 3]'),
+    cache_file(b'["shop/money.py", 1, [], [], "", {}]'),
+    cache_file(b'["shop/money.py", "1:2:3:4", ["a"], [], "", {}]'),
+    cache_file(b'["shop/money.py", "1:2:3:4", [5], [1], "", {}]'),
+    cache_file(b'["key", "text", "1", 0]'),
+    cache_file(b'["key", "text", 1, 0]', b'["key", "text", 1, 0]'),
+    cache_file(b'["shop/money.py", 1, 0, [], [], [], {}]', header=b"[1]\n"),
+    cache_file(b'["key", "text", 1, 0]') + b"trailing",
+]
+
+
+@pytest.mark.parametrize("damage", DAMAGE)
 def test_a_corrupt_cache_is_ignored_and_rewritten(shop: Path, tmp_path: Path, damage: bytes):
     cache = tmp_path / "cache"
     build_map(shop, FILES, cache_dir=cache)
-    (cache / CACHE_FILE).write_bytes(damage)
+    (cache / TAGS_FILE).write_bytes(damage)
+    (cache / RESULT_FILE).write_bytes(damage)
 
     rebuilt = build_map(shop, FILES, cache_dir=cache)
     again = build_map(shop, FILES, cache_dir=cache)
 
     assert (rebuilt, again) == (
         RepoMap(EXPECTED, len(FILES), 0, SYMBOLS),
-        RepoMap(EXPECTED, 0, len(FILES), SYMBOLS),
+        RepoMap(EXPECTED, 0, len(FILES), SYMBOLS, reused=True),
     )
+
+
+@pytest.mark.parametrize("damage", DAMAGE[:5])
+def test_a_corrupt_result_falls_back_on_the_tags(shop: Path, tmp_path: Path, damage: bytes):
+    cache = tmp_path / "cache"
+    build_map(shop, FILES, cache_dir=cache)
+    (cache / RESULT_FILE).write_bytes(damage)
+
+    assert build_map(shop, FILES, cache_dir=cache) == RepoMap(EXPECTED, 0, len(FILES), SYMBOLS)
 
 
 def test_a_truncated_cache_is_ignored(shop: Path, tmp_path: Path):
     cache = tmp_path / "cache"
     build_map(shop, FILES, cache_dir=cache)
-    data = (cache / CACHE_FILE).read_bytes()
-    (cache / CACHE_FILE).write_bytes(data[: len(data) // 2])
+    for name in (TAGS_FILE, RESULT_FILE):
+        data = (cache / name).read_bytes()
+        (cache / name).write_bytes(data[: len(data) // 2])
 
     assert build_map(shop, FILES, cache_dir=cache) == RepoMap(EXPECTED, len(FILES), 0, SYMBOLS)
 
@@ -261,7 +387,9 @@ def test_binary_huge_unknown_and_missing_files_are_skipped(shop: Path, tmp_path:
     cache = tmp_path / "cache"
 
     assert build_map(shop, files, cache_dir=cache) == RepoMap(EXPECTED, len(FILES), 0, SYMBOLS)
-    assert build_map(shop, files, cache_dir=cache) == RepoMap(EXPECTED, 0, len(FILES), SYMBOLS)
+    assert build_map(shop, files, cache_dir=cache) == RepoMap(
+        EXPECTED, 0, len(FILES), SYMBOLS, reused=True
+    )
 
 
 def test_broken_source_still_yields_what_parses(tmp_path: Path):
