@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -299,3 +300,29 @@ def test_the_repl_asks_once_before_an_untrusted_config_may_loosen_anything(
     assert index == 0
     child.sendcontrol("d")
     child.expect(pexpect.EOF)
+
+
+def test_sigterm_and_sighup_end_the_repl_unlike_ctrl_c(model_server: ScriptedServer, repo: Path):
+    """Ctrl-C at the prompt only arms the exit; SIGTERM (a supervisor) and SIGHUP (the terminal
+    went away) end the REPL with 143 and 129, during a command too."""
+    child = spawn(model_server, repo)
+    child.expect_exact(PROMPT)
+    child.sendintr()
+    child.expect_exact("press Ctrl-C again to exit")
+    child.kill(signal.SIGTERM)
+    child.expect_exact("terminated (SIGTERM)")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 143
+
+    child = spawn(model_server, repo)
+    child.expect_exact(PROMPT)
+    submit(child, "!sleep 1021")
+    deadline = time.monotonic() + 30
+    while not sleepers("1021") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    child.kill(signal.SIGHUP)
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 129
+    assert sleepers("1021") == []
