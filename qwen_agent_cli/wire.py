@@ -107,29 +107,28 @@ def json_bytes(value: Any) -> bytes:
 
 class BodyEncoder:
     """Serialises requests message by message: each message's JSON is kept while the history
-    still starts with it, so a step costs the same at step 300 as at step 3 (the SDK's own
-    request-building pass walked every message of every request). Same rules as `to_request`."""
+    still starts with it, so a step costs about the same at step 300 as at step 3 (the SDK's
+    own request-building pass walked every message of every request). Same rules as
+    `to_request`. With preservation on, the agent's history list only grows between requests,
+    so only its new messages are encoded and appended to the joined bytes."""
 
     def __init__(self, profile: Profile, *, thinking: bool, preserve: bool) -> None:
         self.profile = profile
         self.thinking = thinking
         self.preserve = preserve
         self._encoded: list[tuple[Message, bool, bytes]] = []
+        self._source: Sequence[Message] | None = None
+        self._joined = bytearray()
 
     def encode(
         self, system: str, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
     ) -> bytes:
-        last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
-        cache = self._encoded
-        encoded: list[tuple[Message, bool, bytes]] = []
-        for index, message in enumerate(messages):
-            keep = self.preserve or index > last_user
-            if index < len(cache) and cache[index][0] is message and cache[index][1] == keep:
-                encoded.append(cache[index])
-            else:
-                wire = wire_message(message, self.profile, keep)
-                encoded.append((message, keep, json_bytes(wire)))
-        self._encoded = encoded
+        if not self._extends(messages):
+            self._rebuild(messages)
+        for message in messages[len(self._encoded) :]:
+            fragment = json_bytes(wire_message(message, self.profile, True))
+            self._encoded.append((message, True, fragment))
+            self._joined += b", " + fragment
         head: dict[str, Any] = {
             "model": self.profile.model,
             "stream": True,
@@ -140,6 +139,32 @@ class BodyEncoder:
         if self.profile.max_tokens:
             head[self.profile.max_tokens_field] = self.profile.max_tokens
         head.update(switches(self.profile, thinking=self.thinking, preserve=self.preserve))
-        parts = [json_bytes({"role": "system", "content": system})]
-        parts += [fragment for _, _, fragment in encoded]
-        return b'{"messages": [' + b", ".join(parts) + b"], " + json_bytes(head)[1:]
+        system_part = json_bytes({"role": "system", "content": system})
+        return b"".join(
+            (b'{"messages": [', system_part, self._joined, b"], ", json_bytes(head)[1:])
+        )
+
+    def _extends(self, messages: Sequence[Message]) -> bool:
+        """The same list as last time, grown only: its last known message is still in place."""
+        done = len(self._encoded)
+        return (
+            self.preserve
+            and messages is self._source
+            and len(messages) >= done
+            and (done == 0 or messages[done - 1] is self._encoded[-1][0])
+        )
+
+    def _rebuild(self, messages: Sequence[Message]) -> None:
+        """Encode the whole history again, reusing each message still at its place."""
+        last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+        cache = self._encoded
+        encoded: list[tuple[Message, bool, bytes]] = []
+        for index, message in enumerate(messages):
+            keep = self.preserve or index > last_user
+            if index < len(cache) and cache[index][0] is message and cache[index][1] == keep:
+                encoded.append(cache[index])
+            else:
+                wire = wire_message(message, self.profile, keep)
+                encoded.append((message, keep, json_bytes(wire)))
+        self._encoded, self._source = encoded, messages
+        self._joined = bytearray(b"".join(b", " + fragment for _, _, fragment in encoded))

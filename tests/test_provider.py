@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from qwen_agent_cli.config import Price, load_profiles
@@ -9,7 +10,7 @@ from qwen_agent_cli.provider import Provider
 from qwen_agent_cli.scripted import ScriptedServer, turn
 from qwen_agent_cli.stream import cost_of
 from qwen_agent_cli.types import Message, ToolCall, Usage
-from qwen_agent_cli.wire import to_request
+from qwen_agent_cli.wire import BodyEncoder, to_request
 
 PROFILES = load_profiles()
 HISTORY = [
@@ -139,3 +140,25 @@ def test_streamed_reasoning_is_kept_verbatim_with_its_field():
     assert "".join(e.text for e in events) == thinking
     assert message.tool_calls[0].name == "grep"
     assert message.tool_calls[0].arguments == '{"pattern": "x"}'
+
+
+def test_the_body_encoder_sends_what_to_request_builds_as_the_history_grows_or_is_replaced():
+    """The encoder keeps each message's JSON between requests; whatever the history does
+    (grow, get a new user turn, be replaced by a compacted one), the body must say exactly what
+    `to_request` says."""
+    for preserve in (True, False):
+        profile = PROFILES["vllm"]
+        encoder = BodyEncoder(profile, thinking=True, preserve=preserve)
+        history: list[Message] = []
+        for message in HISTORY:
+            history.append(message)  # the agent's one list, grown in place
+            body = json.loads(encoder.encode("SYS", history, []))
+            wire, extra = to_request("SYS", history, profile, thinking=True, preserve=preserve)
+            assert body["messages"] == wire, (preserve, len(history))
+            assert {k: body[k] for k in extra} == extra
+        compacted = [Message(role="user", content="summary"), *HISTORY[-2:]]
+        body = json.loads(encoder.encode("SYS", compacted, []))
+        assert (
+            body["messages"]
+            == to_request("SYS", compacted, profile, thinking=True, preserve=preserve)[0]
+        )
