@@ -35,6 +35,7 @@ READ_CHUNK = 65536
 PR_SET_PDEATHSIG = 1
 ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAME", "LC_*")
 ENV_SECRET = ("*_API_KEY", "*_TOKEN", "*_SECRET", "*_PASSWORD", "QAC_*", "*APIKEY*")
+PLAIN_OUTPUT = {"NO_COLOR": "1", "CLICOLOR": "0", "TERM": "dumb"}
 SHELL = "/bin/bash" if Path("/bin/bash").exists() else "/bin/sh"
 
 
@@ -74,6 +75,11 @@ def scrubbed_env(
     out.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     # Test runs must not litter the workspace with bytecode caches that read as changes.
     out.setdefault("PYTHONDONTWRITEBYTECODE", "1")
+    # Plain output: colour codes cost the model tokens and carry nothing. A variable the user
+    # passes in on purpose ([sandbox] env) keeps the user's value.
+    for name, value in PLAIN_OUTPUT.items():
+        if not (name in env and any(fnmatch.fnmatchcase(name, p) for p in extra_allowed)):
+            out[name] = value
     out["HOME"] = home
     return out
 

@@ -11,6 +11,12 @@ import re
 from qwen_agent_cli.types import Message, ToolCall
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_ANSI = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erases
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC: titles, links, clipboard
+    r"|\x1b[PX^_][^\x1b]*(?:\x1b\\)?"  # DCS, SOS, PM, APC strings
+    r"|\x1b[@-Z\\-_]|\x1b[ -/][0-~]"  # two-character escapes
+)
 _ESCAPED_BYTE = re.compile(r"\\x([89a-fA-F][0-9a-fA-F])")
 
 
@@ -28,6 +34,14 @@ def encodable(text: str) -> str:
     if text.isascii() or _SURROGATE.search(text) is None:
         return text
     return _SURROGATE.sub(_shown, text)
+
+
+def strip_ansi(text: str) -> str:
+    """Text without terminal escape sequences: colour codes a project forces on (pytest
+    `--color=yes`, npm scripts) cost the model tokens and carry nothing."""
+    if "\x1b" not in text and "\x9b" not in text and "\x9d" not in text:
+        return text
+    return _ANSI.sub("", text)
 
 
 def unescape_bytes(path: str) -> str:

@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args, get_origin, overload
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import ToolError
 from qwen_agent_cli.sandbox import Executor
+from qwen_agent_cli.text import strip_ansi
 from qwen_agent_cli.types import ToolCall, ToolResult
 from qwen_agent_cli.workspace import Workspace
 
@@ -180,16 +181,17 @@ class ToolRegistry:
         try:
             output = found.fn(self.ctx, **args)
         except ToolError as exc:
-            return ToolResult(call.id, call.name, str(exc), is_error=True)
+            return ToolResult(call.id, call.name, strip_ansi(str(exc)), is_error=True)
         except (OSError, ValueError, UnicodeError, RecursionError) as exc:
             # A bad path or bad text from the model is the model's to fix, not a crash.
-            return ToolResult(call.id, call.name, f"{call.name} failed: {exc}", is_error=True)
+            message = strip_ansi(f"{call.name} failed: {exc}")
+            return ToolResult(call.id, call.name, message, is_error=True)
         if not isinstance(output, Output):
             output = Output(output)
         return ToolResult(
             call.id,
             call.name,
-            truncate(output.text, self.ctx.settings.tool_output_limit),
+            truncate(strip_ansi(output.text), self.ctx.settings.tool_output_limit),
             is_error=output.failed,
             files_changed=output.changed,
             diff=output.diff,
