@@ -21,6 +21,7 @@ from qwen_agent_cli.config import Settings
 from qwen_agent_cli.dispatch import Dispatcher
 from qwen_agent_cli.errors import ConfigError, StoreError
 from qwen_agent_cli.guard import homes, secret_paths
+from qwen_agent_cli.mounts import toolchain_env
 from qwen_agent_cli.provider import Provider, RetryPolicy
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.sandbox import Executor, make_executor, scrubbed_env
@@ -112,6 +113,7 @@ def build_executor(
     profile = settings.profile
     secret = (*settings.sandbox_secret_env, *([profile.key_env] if profile.key_env else ()))
     clean = scrubbed_env(env, extra_allowed=settings.sandbox_env, secret=secret, home="")
+    clean.update(toolchain_env(env))  # the real HOME's toolchains, as HOME is a throwaway one
     return make_executor(
         settings.sandbox,
         workspace=workdir,

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from qwen_agent_cli.assemble import api_key, store_path
+from qwen_agent_cli.assemble import api_key, build_executor, store_path
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import QacError
 from qwen_agent_cli.provider import Provider, RetryPolicy
@@ -120,12 +121,15 @@ def run_checks(
             )
         except QacError as exc:
             yield Check("thinking", False, f"the probe failed: {exc}")
+    problem: str | None = None
     if settings.sandbox == "off":
         yield Check("sandbox", True, "off (--sandbox off): commands run without isolation")
     else:
         bwrap = find_bwrap(settings.sandbox_bwrap)
         problem = preflight(bwrap)
         yield Check("sandbox", problem is None, problem or f"bubblewrap works ({bwrap})")
+    if settings.test_cmd and (settings.sandbox == "off" or problem is None):
+        yield test_command_check(settings, env, workdir)
     git = shutil.which("git")
     yield Check("git", git is not None, git or "git is not installed: apt-get install git")
     path = store_path(settings, env)
@@ -139,3 +143,35 @@ def run_checks(
         yield Check("store", ok, f"{path} is writable" if ok else f"{path} failed integrity_check")
     except QacError as exc:
         yield Check("store", False, str(exc))
+
+
+def test_command_check(settings: Settings, env: Mapping[str, str], workdir: Path) -> Check:
+    """Start the test command's program where the agent will run it: a toolchain that works in
+    the user's shell but not in the sandbox (a version manager it cannot see) would otherwise
+    turn a passing suite into a run the model is called for in vain."""
+    try:
+        words = shlex.split(settings.test_cmd or "")
+    except ValueError as exc:
+        return Check("tests", False, f"cannot split {settings.test_cmd!r}: {exc}")
+    program = next((w for w in words if "=" not in w.split("/")[0]), "")
+    if not program:
+        return Check("tests", False, f"no program in {settings.test_cmd!r}")
+    executor = build_executor(settings, env, workdir)
+    quoted = shlex.quote(program)
+    result = executor.run(
+        f"command -v {quoted} >/dev/null || exit 127; {quoted} --version || {quoted} version",
+        cwd=workdir,
+        timeout=60,
+    )
+    where = "the sandbox" if settings.sandbox != "off" else "a clean environment"
+    if result.exit_code == 0:
+        return Check("tests", True, f"{program} starts in {where}")
+    first = next((ln for ln in result.output.splitlines() if ln.strip()), "no output")
+    why = "is not found" if result.exit_code == 127 else f"does not start ({first.strip()[:160]})"
+    return Check(
+        "tests",
+        False,
+        f"{program} {why} in {where}; toolchains under your home are bound back by their "
+        "variables (RUSTUP_HOME, CARGO_HOME, NVM_DIR, PYENV_ROOT, GOPATH, ...): put the "
+        "program's folder on PATH, or pass the variable it needs with [sandbox] env",
+    )

@@ -10,7 +10,7 @@ import functools
 import os
 import stat
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from qwen_agent_cli.guard import PROTECTED_DIRS, SECRET_DIRS, covered, real_path
@@ -62,6 +62,36 @@ def host_unix_sockets(table: Path = Path("/proc/net/unix")) -> list[Path]:
     return found
 
 
+TOOLCHAIN_HOMES = (
+    ("RUSTUP_HOME", ".rustup"),
+    ("CARGO_HOME", ".cargo"),
+    ("NVM_DIR", ".nvm"),
+    ("PYENV_ROOT", ".pyenv"),
+    ("ASDF_DATA_DIR", ".asdf"),
+    ("MISE_DATA_DIR", ".local/share/mise"),
+    ("VOLTA_HOME", ".volta"),
+    ("SDKMAN_DIR", ".sdkman"),
+    ("BUN_INSTALL", ".bun"),
+    ("GOPATH", "go"),
+)
+"""Version managers and toolchains that live under a home, by the variable that names their
+folder. The sandbox's HOME is a throwaway one, so each is bound back read-only (credential files
+in them stay covered) and its variable points at it: `cargo` from rustup, nvm's `node`, pyenv's
+shims and Go's module cache work as in the user's shell."""
+
+
+def toolchain_env(env: Mapping[str, str]) -> dict[str, str]:
+    """Each toolchain folder that exists: the user's own setting of its variable, else the
+    usual folder under HOME."""
+    home = env.get("HOME", "")
+    found: dict[str, str] = {}
+    for name, default in TOOLCHAIN_HOMES:
+        value = env.get(name) or (str(Path(home) / default) if home else "")
+        if value and Path(value).is_absolute() and Path(value).is_dir():
+            found[name] = value
+    return found
+
+
 class MountPlan:
     """The mounts of one sandboxed command beyond the system base, ordered parents first so a
     mask inside a bind is mounted after it, and read-only remounts last."""
@@ -82,6 +112,16 @@ class MountPlan:
         for root in _toolchain_paths(path_var, self.homes):
             if not covered(root, [*self.visible, self.workspace]):
                 self._bind(root)
+
+    def add_toolchain_homes(self, env: Mapping[str, str]) -> None:
+        """The folders `toolchain_env` named in the command's environment, read-only."""
+        for name, _ in TOOLCHAIN_HOMES:
+            value = env.get(name)
+            if not value:
+                continue
+            folder = real_path(Path(value))
+            if folder.is_dir() and not covered(folder, [*self.visible, self.workspace]):
+                self._bind(folder)
 
     def add_workspace(self, *, writable: bool) -> None:
         workspace = self.workspace

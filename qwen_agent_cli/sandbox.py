@@ -251,6 +251,7 @@ class BubblewrapExecutor:
         """The full bwrap command line; public so tests and `qac doctor` can show it."""
         plan = MountPlan(self.workspace.resolve(), [real_path(h) for h in self.homes])
         plan.add_toolchains(self.env.get("PATH", ""))
+        plan.add_toolchain_homes(self.env)
         plan.add_workspace(writable=self.writable)
         plan.mask(self.masked)
         plan.mask_sockets(host_unix_sockets())

@@ -119,3 +119,17 @@ def test_thinking_probe_fails_without_reasoning(qac, repo: Path):
         )
     assert out.code == 1
     assert "FAIL thinking: the server returned no reasoning" in out.stdout
+
+
+def test_the_test_commands_program_is_started_where_the_agent_will_run_it(qac, repo: Path):
+    """A runner the sandbox cannot start is named with the fix; one it can is ok."""
+    with ScriptedServer(model="qwen3.6-plus") as server:
+        common = ["--provider", "vllm", "--base-url", server.url, "--model", "qwen3.6-plus"]
+        good = qac("doctor", *common, "-C", str(repo), "--test-cmd", "python3 -m unittest -q")
+        bad = qac("doctor", *common, "-C", str(repo), "--test-cmd", "CI=1 no-such-runner-x --all")
+    assert good.code == 0, good.stdout
+    assert "ok   tests: python3 starts in the sandbox" in good.stdout
+    assert bad.code == 1
+    (line,) = [ln for ln in bad.stdout.splitlines() if ln.startswith("FAIL")]
+    assert line.startswith("FAIL tests: no-such-runner-x is not found in the sandbox")
+    assert "[sandbox] env" in line

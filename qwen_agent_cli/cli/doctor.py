@@ -15,6 +15,7 @@ from qwen_agent_cli.cli.app import (
     ProviderOpt,
     SandboxOpt,
     StoreOpt,
+    TestCmdOpt,
     app,
     error,
     setting_flags,
@@ -31,13 +32,14 @@ def doctor(
     api_key_env: KeyEnvOpt = None,
     sandbox: SandboxOpt = None,
     store: StoreOpt = None,
+    test_cmd: TestCmdOpt = None,
     directory: DirOpt = None,
     probe: Annotated[
         bool,
         typer.Option("--thinking", help="Probe whether the server really preserves thinking."),
     ] = False,
 ) -> None:
-    """Check the key, the endpoint, the model, the sandbox, git and the store."""
+    """Check the key, the endpoint, the model, the sandbox, the test command, git and the store."""
     from qwen_agent_cli.assemble import workdir_of
     from qwen_agent_cli.doctor import run_checks
 
