@@ -22,7 +22,7 @@ from qwen_agent_cli.events import ErrorEvent, Event, Result, until_result
 from qwen_agent_cli.repository import GitError, Repository
 from qwen_agent_cli.sandbox import Executor
 from qwen_agent_cli.store import SessionStore
-from qwen_agent_cli.tools.shell import parse_test_counts
+from qwen_agent_cli.testcounts import describe_counts, parse_test_counts
 from qwen_agent_cli.types import Status
 from qwen_agent_cli.workspace import JobDir
 
@@ -48,6 +48,9 @@ class TestRun:
     duration_s: float
     timed_out: bool
     counts: dict[str, int] = field(default_factory=dict)
+    summary: str = "counts unknown"
+    """The counts in words ("4 passed, 1 failed"), or "counts unknown" when no runner's summary
+    was recognised: an empty `counts` never means zero tests."""
     output_tail: str = ""
 
 
@@ -70,7 +73,8 @@ def run_tests(executor: Executor, command: str, workdir: Path, timeout: float) -
         passed=result.exit_code == 0 and not result.timed_out,
         duration_s=round(result.duration_s, 3),
         timed_out=result.timed_out,
-        counts=parse_test_counts(result.output, result.exit_code),
+        counts=(counts := parse_test_counts(result.output, result.exit_code)),
+        summary=describe_counts(counts),
         output_tail=_tail(result.output),
     )
 
@@ -250,9 +254,8 @@ def check_branch(repository: Repository, branch: str) -> None:
 
 
 def _commit_message(command: str, session_id: str, after: TestRun) -> str:
-    counts = ", ".join(f"{v} {k}" for k, v in after.counts.items())
     return (
-        f"Fix failing tests: `{command}` passes{f' ({counts})' if counts else ''}\n\n"
+        f"Fix failing tests: `{command}` passes ({after.summary})\n\n"
         f"Made by qwen-agent-cli, session {session_id}.\n"
         f"Verified by running `{command}` after the agent finished.\n"
     )

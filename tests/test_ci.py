@@ -55,6 +55,7 @@ def test_a_verified_fix_leaves_a_patch_that_applies_to_a_fresh_clone(
     }
     assert data["after"]["exit_code"] == 0
     assert data["after"]["counts"] == {"passed": 1}
+    assert data["after"]["summary"] == "1 passed"
     assert data["files_changed"] == ["calc.py"]
     assert data["test_command"] == TEST_CMD
     assert data["session_id"]
@@ -300,3 +301,14 @@ def test_the_timeout_budget_bounds_the_test_runs_too(qac, model_server: Scripted
     assert out.json()["before"]["timed_out"] is True
     assert time.monotonic() - started < 12
     assert sleepers("1019") == []
+
+
+def test_a_runner_whose_summary_is_not_recognised_is_counts_unknown_never_zero(
+    qac, model_server: ScriptedServer, repo: Path
+):
+    out = qac("ci", "--test-cmd", "echo all good", *server_args(model_server), "-C", str(repo))
+    assert out.code == 0, out.stderr
+    data = report(repo)
+    assert data["status"] == "already_passing"
+    assert data["before"]["counts"] == {}
+    assert data["before"]["summary"] == "counts unknown"

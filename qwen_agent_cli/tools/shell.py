@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 
 from qwen_agent_cli.errors import ToolError
 from qwen_agent_cli.sandbox import ExecResult
+from qwen_agent_cli.testcounts import describe_counts as describe_counts
+from qwen_agent_cli.testcounts import parse_test_counts as parse_test_counts
 from qwen_agent_cli.tools.base import Output, ToolContext, tool
-
-PYTEST_COUNTS = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
-UNITTEST_RAN = re.compile(r"^Ran (\d+) tests? in", re.MULTILINE)
-UNITTEST_FAILED = re.compile(r"^FAILED \((.*)\)$", re.MULTILINE)
 
 
 def _report(result: ExecResult) -> str:
@@ -35,36 +32,6 @@ def shell(ctx: ToolContext, command: str, timeout: int | None = None) -> Output:
     seconds = min(float(timeout), limit) if timeout and timeout > 0 else limit
     result = ctx.executor.run(command, cwd=ctx.workspace.root, timeout=seconds)
     return Output(_report(result), failed=result.exit_code != 0)
-
-
-def parse_test_counts(output: str, exit_code: int) -> dict[str, int]:
-    """Counts from pytest's or unittest's closing lines; empty when neither is found."""
-    counts: dict[str, int] = {}
-    lines = [ln for ln in output.strip().splitlines() if ln.strip()]
-    for line in reversed(lines[-15:]):
-        if re.search(r"\b(passed|failed|error|errors|no tests ran)\b", line) and " in " in line:
-            for number, word in PYTEST_COUNTS.findall(line):
-                key = "errors" if word.startswith("error") else word
-                counts[key] = counts.get(key, 0) + int(number)
-            if counts:
-                return counts
-    ran = UNITTEST_RAN.findall(output)
-    if ran:
-        total = int(ran[-1])
-        failed = UNITTEST_FAILED.findall(output)
-        bad = 0
-        if failed:
-            for part in failed[-1].split(","):
-                name, _, value = part.strip().partition("=")
-                if name in ("failures", "errors") and value.isdigit():
-                    counts[name if name == "errors" else "failed"] = int(value)
-                    bad += int(value)
-        counts["passed"] = max(total - bad, 0) if exit_code == 0 or failed else 0
-    return counts
-
-
-def describe_counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{value} {key}" for key, value in counts.items()) or "no counts found"
 
 
 def test_command_line(test_cmd: str | None, args: str) -> str:
