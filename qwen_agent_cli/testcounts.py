@@ -38,7 +38,8 @@ WORDS = {
 }
 """A runner's word for an outcome → our key; words not here (warnings, total) are not counts."""
 
-PYTEST = re.compile(r"^=*\s*((?:\d+ \w+(?:, )?)+|no tests ran) in [\d.]+s\b", re.M)
+# An item may be two words: pytest 9 reports `152 subtests passed` (left out of the counts).
+PYTEST = re.compile(r"^=*\s*((?:\d+ \w+(?: \w+)?(?:, )?)+|no tests ran) in [\d.]+s\b", re.M)
 UNITTEST = re.compile(r"^Ran (\d+) tests? in \S+\n*(?:(OK|FAILED)(?: \((.*)\))?$)?", re.M)
 CARGO = re.compile(r"^test result: \w+\. (\d+) passed; (\d+) failed; (\d+) ignored;", re.M)
 GO_RESULT = re.compile(r"^\s*--- (PASS|FAIL|SKIP): (\S+) \(", re.M)
