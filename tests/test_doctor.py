@@ -133,3 +133,17 @@ def test_the_test_commands_program_is_started_where_the_agent_will_run_it(qac, r
     (line,) = [ln for ln in bad.stdout.splitlines() if ln.startswith("FAIL")]
     assert line.startswith("FAIL tests: no-such-runner-x is not found in the sandbox")
     assert "[sandbox] env" in line
+
+
+def test_a_projects_own_test_script_is_checked_not_run(qac, repo: Path):
+    """`./run-tests.sh --version` could run the whole suite: a script in the project is only
+    checked for being there and executable."""
+    script = repo / "run-tests.sh"
+    script.write_text("#!/bin/sh\ntouch ran-the-suite\n")
+    script.chmod(0o755)
+    with ScriptedServer(model="qwen3.6-plus") as server:
+        common = ["--provider", "vllm", "--base-url", server.url, "--model", "qwen3.6-plus"]
+        out = qac("doctor", *common, "-C", str(repo), "--test-cmd", "./run-tests.sh -q")
+    assert out.code == 0, out.stdout
+    assert "ok   tests: ./run-tests.sh starts in the sandbox" in out.stdout
+    assert not (repo / "ran-the-suite").exists()
