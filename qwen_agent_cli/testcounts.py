@@ -280,5 +280,8 @@ def parse_test_counts(output: str, exit_code: int) -> Counts:
 
 
 def describe_counts(counts: Counts) -> str:
-    """`3 passed, 1 failed` for a report line; "counts unknown" rather than a made-up zero."""
-    return ", ".join(f"{value} {key}" for key, value in counts.items()) or "counts unknown"
+    """`1 failed, 3 passed` for a report line, what went wrong first (as pytest says it);
+    "counts unknown" rather than a made-up zero."""
+    order = {"failed": 0, "errors": 1, "passed": 2, "skipped": 3}
+    ranked = sorted(counts.items(), key=lambda item: order.get(item[0], len(order)))
+    return ", ".join(f"{value} {key}" for key, value in ranked) or "counts unknown"

@@ -89,7 +89,7 @@ def test_unrecognised_output_has_unknown_counts_not_zero():
     for text in ("", "Segmentation fault (core dumped)", output("gradle_pass.sample.txt")):
         assert parse_test_counts(text, 1) == {}
     assert describe_counts({}) == "counts unknown"
-    assert describe_counts({"passed": 0, "failed": 2}) == "0 passed, 2 failed"
+    assert describe_counts({"passed": 0, "failed": 2}) == "2 failed, 0 passed"
 
 
 def test_shell_tool_delegates_to_the_module():
