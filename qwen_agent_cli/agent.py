@@ -31,7 +31,7 @@ from qwen_agent_cli.history import tool_message, unanswered_calls
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.stalls import MAX_NUDGES, MISPLACED_CALL, Stalls, misplaced_call
 from qwen_agent_cli.store import SessionStore
-from qwen_agent_cli.text import encodable, encodable_message
+from qwen_agent_cli.text import encodable_message
 from qwen_agent_cli.tokens import count_tokens
 from qwen_agent_cli.types import Message, SessionInfo, Status, Usage
 
@@ -140,12 +140,12 @@ class Agent:
                     yield ToolCallEvent(id=call.id, name=call.name, arguments=call.arguments)
                     result = self.dispatcher.execute(call)
                     changed.update(result.files_changed)
-                    output = encodable(stalls.record(call, result))
-                    self._append(messages, tool_message(result, output))
+                    output = stalls.record(call, result)
+                    stored = self._append(messages, tool_message(result, output))
                     yield ToolResultEvent(
                         id=call.id,
                         name=call.name,
-                        output=output,
+                        output=stored.content or "",
                         is_error=result.is_error,
                         diff=result.diff,
                     )

@@ -135,7 +135,7 @@ class Provider:
         try:
             wait = self._wait(ends)
             with _mapped_errors(self.profile, wait):
-                chunks = self._open(body, _timeouts(wait))
+                chunks = self._open(body, _timeout(wait))
                 for chunk in chunks:
                     yield from absorb(acc, chunk)
                     now = time.monotonic()
@@ -191,12 +191,6 @@ class Provider:
                 return [m.id for m in self._sdk().models.list(timeout=_timeout(15.0))]
         except _Retryable as exc:
             raise ProviderError(exc.reason) from exc
-
-
-def _timeouts(wait: float) -> Any:
-    import openai
-
-    return openai.Timeout(wait, connect=min(CONNECT_TIMEOUT, wait))
 
 
 def _check_deadline(deadline: float | None) -> None:

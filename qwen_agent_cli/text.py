@@ -62,8 +62,9 @@ def encodable_message(message: Message) -> Message:
     details = message.reasoning_details
     if details is not None:
         dumped = json.dumps(list(details), ensure_ascii=False)
-        if encodable(dumped) != dumped:
-            details = tuple(json.loads(encodable(dumped)))
+        repaired_details = encodable(dumped)
+        if repaired_details is not dumped:
+            details = tuple(json.loads(repaired_details))
     repaired = dataclasses.replace(
         message,
         content=fix(message.content),

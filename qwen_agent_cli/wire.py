@@ -28,12 +28,17 @@ def to_request(
     field(s) and the profile's switch is a JSON `true`. Off, reasoning before the last user
     message is dropped and no switch is sent, as the chat templates do by default.
     """
-    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
     wire: list[dict[str, Any]] = [{"role": "system", "content": system}]
-    for index, message in enumerate(messages):
-        keep_reasoning = preserve or index > last_user
-        wire.append(wire_message(message, profile, keep_reasoning))
+    for message, keep in zip(messages, keeps_reasoning(messages, preserve), strict=True):
+        wire.append(wire_message(message, profile, keep))
     return wire, switches(profile, thinking=thinking, preserve=preserve)
+
+
+def keeps_reasoning(messages: Sequence[Message], preserve: bool) -> list[bool]:
+    """Per message, whether its reasoning goes on the wire: always with preservation, else only
+    after the last user message (what the chat templates keep by default)."""
+    last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
+    return [preserve or index > last_user for index in range(len(messages))]
 
 
 def wire_message(message: Message, profile: Profile, keep_reasoning: bool) -> dict[str, Any]:
@@ -156,11 +161,10 @@ class BodyEncoder:
 
     def _rebuild(self, messages: Sequence[Message]) -> None:
         """Encode the whole history again, reusing each message still at its place."""
-        last_user = max((i for i, m in enumerate(messages) if m.role == "user"), default=-1)
         cache = self._encoded
         encoded: list[tuple[Message, bool, bytes]] = []
-        for index, message in enumerate(messages):
-            keep = self.preserve or index > last_user
+        keeps = keeps_reasoning(messages, self.preserve)
+        for index, (message, keep) in enumerate(zip(messages, keeps, strict=True)):
             if index < len(cache) and cache[index][0] is message and cache[index][1] == keep:
                 encoded.append(cache[index])
             else:

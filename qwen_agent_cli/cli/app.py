@@ -168,20 +168,24 @@ def writer_for(output_format: str, ci_out: Path | None = None) -> Any:
     still said on stderr."""
     from qwen_agent_cli.ui import output
 
+    writer: Any
     if output_format == "json":
-        return output.RetryNotices(output.JsonWriter(sys.stdout), sys.stderr)
-    if output_format == "stream-json":
-        return output.RetryNotices(output.StreamJsonWriter(sys.stdout), sys.stderr)
-    if sys.stderr.isatty():
-        from qwen_agent_cli.ui.render import Renderer
+        writer = output.JsonWriter(sys.stdout)
+    elif output_format == "stream-json":
+        writer = output.StreamJsonWriter(sys.stdout)
+    else:
+        progress = None
+        if sys.stderr.isatty():
+            from qwen_agent_cli.ui.render import Renderer
 
-        progress = Renderer.to_stderr()
+            progress = Renderer.to_stderr()
         if ci_out is not None:
-            return output.CiTextWriter(sys.stdout, ci_out, progress)
-        return output.TextWriter(sys.stdout, progress)
-    if ci_out is not None:
-        return output.RetryNotices(output.CiTextWriter(sys.stdout, ci_out), sys.stderr)
-    return output.RetryNotices(output.TextWriter(sys.stdout), sys.stderr)
+            writer = output.CiTextWriter(sys.stdout, ci_out, progress)
+        else:
+            writer = output.TextWriter(sys.stdout, progress)
+        if progress is not None:
+            return writer
+    return output.RetryNotices(writer, sys.stderr)
 
 
 def finish(result: Result | None) -> None:
