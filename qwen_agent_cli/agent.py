@@ -78,6 +78,7 @@ class Agent:
         repository: Repository | None,
         compactor: Compactor | None = None,
         clock: Callable[[], float] = time.monotonic,
+        notices: Sequence[str] = (),
     ) -> None:
         self.model = model
         self.store = store
@@ -87,6 +88,8 @@ class Agent:
         self.compactor = compactor
         self.repository = repository
         self.clock = clock
+        self.notices = list(notices)
+        """Said once, at the start of the next run (then forgotten)."""
 
     def run(self, prompt: str, *, resumed: bool = False) -> Generator[Event, None, None]:
         """One user turn to completion; always ends with a Result. The history is repaired."""
@@ -111,6 +114,9 @@ class Agent:
                 provider=session.provider,
                 resumed=resumed,
             )
+            for notice in self.notices:
+                yield ErrorEvent.note(notice)
+            self.notices.clear()
             while True:
                 status = self._budget_status(turns, usage, deadline)
                 if status is not Status.DONE:

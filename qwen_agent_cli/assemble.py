@@ -22,7 +22,7 @@ from qwen_agent_cli.dispatch import Dispatcher
 from qwen_agent_cli.errors import ConfigError, StoreError
 from qwen_agent_cli.guard import homes, secret_paths
 from qwen_agent_cli.mounts import toolchain_env
-from qwen_agent_cli.provider import Provider, RetryPolicy
+from qwen_agent_cli.provider import RetryPolicy, make_provider
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.sandbox import Executor, make_executor, scrubbed_env
 from qwen_agent_cli.store import SessionStore
@@ -189,6 +189,7 @@ def open_session(
         "preserve_thinking": settings.preserve_thinking,
         "sandbox": settings.sandbox,
         "base_url": profile.base_url,
+        "format": profile.format,
     }
     if taken.map is not None:
         details["repository_map"] = {
@@ -244,7 +245,7 @@ def assemble(
     # The lease goes back when the caller closes the store, however the run ends.
     store.acquire(session.id)
     mode = settings.approval or default_approval
-    provider = Provider(
+    provider = make_provider(
         profile,
         key,
         thinking=settings.thinking,
@@ -276,5 +277,25 @@ def assemble(
             stuck_stop_after=settings.stuck_stop_after,
         ),
         repository=repository,
+        notices=format_notice(session, profile.format) if resumed else (),
     )
     return Assembly(agent, resumed, executor, repository)
+
+
+def format_notice(session: SessionInfo, wire_format: str) -> tuple[str, ...]:
+    """A session keeps the wire format it started with; resumed on the other one (by naming a
+    provider of that format), its thinking is converted, and the user is told once."""
+    started = str(session.settings.get("format", "openai"))
+    if started == wire_format:
+        return ()
+    if wire_format == "anthropic":
+        how = "earlier reasoning goes back as thinking blocks with empty signatures"
+    else:
+        how = (
+            "earlier thinking blocks go back as reasoning text; their signatures and any "
+            "redacted thinking stay behind"
+        )
+    return (
+        f"session {session.id} started on the {started} wire format and goes on in the "
+        f"{wire_format} format: {how} (signatures cannot travel between formats)",
+    )

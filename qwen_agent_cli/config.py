@@ -7,24 +7,23 @@ Owns reading TOML configuration; never reads the process environment itself (cli
 from __future__ import annotations
 
 import dataclasses
-import fnmatch
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from qwen_agent_cli.errors import ConfigError, ToolError
 from qwen_agent_cli.guard import read_capped
+from qwen_agent_cli.profiles import Price as Price
+from qwen_agent_cli.profiles import Profile as Profile
+from qwen_agent_cli.profiles import check_anthropic_limits, load_pricing, load_profiles
+from qwen_agent_cli.profiles import packaged_text as packaged_text
+from qwen_agent_cli.profiles import parse_toml as _parse_toml
 
 SANDBOX_MODES = ("read-only", "workspace-write", "off")
 APPROVAL_MODES = ("ask", "auto-edit", "auto")
 OUTPUT_FORMATS = ("text", "json", "stream-json")
-THINKING_SWITCHES = ("top_level", "chat_template_kwargs", "reasoning_effort", "openrouter", "none")
-PRESERVE_SWITCHES = ("top_level", "chat_template_kwargs", "none")
-REASONING_FIELDS = ("reasoning_content", "reasoning", "reasoning_details")
 PROJECT_CONFIG = Path(".qac") / "config.toml"
 ENV_PREFIX = "QAC_"
 PROJECT_CONFIG_LIMIT = 1_000_000
@@ -48,40 +47,6 @@ TRUST_REQUIRED = frozenset(
 place files: ignored until the user trusts the project (the model may have written them)."""
 TIGHTEN_ONLY = frozenset({"deny", "sandbox_secret_env"})
 """Lists an untrusted project may extend but not replace."""
-
-
-@dataclass(frozen=True, slots=True)
-class Profile:
-    """How to talk to one provider: endpoint, key, and where thinking goes on the wire."""
-
-    name: str
-    base_url: str
-    key_env: str
-    model: str
-    context_window: int = 262144
-    thinking_switch: str = "none"
-    preserve_switch: str = "none"
-    reasoning_fields: tuple[str, ...] = ("reasoning_content",)
-    preserve_models: tuple[str, ...] = ()
-    max_tokens: int = 32768
-    max_tokens_field: str = "max_tokens"
-
-    def honours_preserve(self, model: str) -> bool:
-        """Whether this profile has a preserve switch that the given model obeys."""
-        if self.preserve_switch == "none":
-            return False
-        return not self.preserve_models or any(
-            fnmatch.fnmatchcase(model, pattern) for pattern in self.preserve_models
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Price:
-    """USD per million tokens."""
-
-    input: float
-    output: float
-    cached_input: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +103,9 @@ class Settings:
     """Seconds without a byte from the model (before or within a response) before it is retried."""
     max_tokens: int | None = None
     """Tokens one response may use; the profile's when unset, 0 sends no limit."""
+    thinking_budget: int | None = None
+    """Tokens the model may think per response on the Anthropic format (budget_tokens); the
+    profile's when unset."""
     retries: int = 5
     """Retries of a failed model request (429, 5xx, connection errors, cut streams)."""
     retry_base_delay: float = 1.0
@@ -178,20 +146,12 @@ class Settings:
             key_env=self.api_key_env if self.api_key_env is not None else base.key_env,
             model=self.model or base.model,
             max_tokens=self.max_tokens if self.max_tokens is not None else base.max_tokens,
+            thinking_budget=self.thinking_budget or base.thinking_budget,
         )
 
 
 NOT_SETTINGS = frozenset({"providers", "pricing", "untrusted_keys"})
 SETTING_NAMES = frozenset(f.name for f in fields(Settings)) - NOT_SETTINGS
-
-
-def packaged_text(name: str) -> str:
-    """A shipped config file: from the installed wheel, or the checkout's `configs/`."""
-    try:
-        return resources.files("qwen_agent_cli.configs").joinpath(name).read_text("utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        checkout = Path(__file__).resolve().parent.parent / "configs" / name
-        return checkout.read_text("utf-8")
 
 
 def load_settings(
@@ -249,13 +209,6 @@ def _read_toml(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"cannot read config file {path}: {exc}") from exc
     return _parse_toml(text, str(path))
-
-
-def _parse_toml(text: str, source: str) -> dict[str, Any]:
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"config file {source} is not valid TOML: {exc}") from exc
 
 
 def _merge(
@@ -388,6 +341,9 @@ def _build(values: dict[str, Any], user_profiles: dict[str, dict[str, Any]]) -> 
             )
     if settings.max_tokens is not None and settings.max_tokens < 0:
         raise ConfigError("max_tokens must be 0 (no limit) or more")
+    if settings.thinking_budget is not None and settings.thinking_budget < 1:
+        raise ConfigError("thinking_budget must be 1 token or more")
+    check_anthropic_limits(settings.profile, thinking=settings.thinking)
     for name in (
         "max_cost",
         "timeout",
@@ -425,51 +381,6 @@ def _check_url(url: str) -> None:
 def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{name} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def load_profiles(overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, Profile]:
-    """Packaged profiles, with user [providers.NAME] tables merged over them."""
-    tables = _parse_toml(packaged_text("providers.toml"), "packaged providers.toml")
-    for name, table in (overrides or {}).items():
-        tables[name] = {**tables.get(name, {}), **table}
-    profiles = {}
-    for name, table in tables.items():
-        profiles[name] = _profile(name, table)
-    return profiles
-
-
-def _profile(name: str, table: Mapping[str, Any]) -> Profile:
-    where = f"provider profile {name!r}"
-    known = {f.name for f in fields(Profile)} - {"name"}
-    unknown = set(table) - known
-    if unknown:
-        raise ConfigError(f"{where} has unknown keys: {', '.join(sorted(unknown))}")
-    for required in ("base_url", "model"):
-        if not isinstance(table.get(required), str):
-            raise ConfigError(f"{where} needs a string {required}")
-    data = dict(table)
-    for list_key in ("reasoning_fields", "preserve_models"):
-        if list_key in data:
-            data[list_key] = tuple(data[list_key])
-    profile = Profile(name=name, key_env=str(data.pop("key_env", "")), **data)
-    if profile.thinking_switch not in THINKING_SWITCHES:
-        raise ConfigError(f"{where}: thinking_switch must be one of {', '.join(THINKING_SWITCHES)}")
-    if profile.preserve_switch not in PRESERVE_SWITCHES:
-        raise ConfigError(f"{where}: preserve_switch must be one of {', '.join(PRESERVE_SWITCHES)}")
-    if not isinstance(profile.max_tokens, int) or profile.max_tokens < 0:
-        raise ConfigError(f"{where}: max_tokens must be a whole number, 0 for no limit")
-    if profile.max_tokens_field not in ("max_tokens", "max_completion_tokens"):
-        raise ConfigError(f"{where}: max_tokens_field must be max_tokens or max_completion_tokens")
-    bad = set(profile.reasoning_fields) - set(REASONING_FIELDS)
-    if bad:
-        raise ConfigError(f"{where}: unknown reasoning_fields {', '.join(sorted(bad))}")
-    return profile
-
-
-def load_pricing() -> dict[str, Price]:
-    """The packaged price table, by model name."""
-    tables = _parse_toml(packaged_text("pricing.toml"), "packaged pricing.toml")
-    return {model: Price(**table) for model, table in tables.items()}
 
 
 def settings_as_toml_dict(settings: Settings) -> dict[str, Any]:

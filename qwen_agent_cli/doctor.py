@@ -11,7 +11,7 @@ from pathlib import Path
 from qwen_agent_cli.assemble import api_key, build_executor, store_path
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import QacError
-from qwen_agent_cli.provider import Provider, RetryPolicy
+from qwen_agent_cli.provider import ChatProvider, RetryPolicy, make_provider
 from qwen_agent_cli.sandbox import find_bwrap, preflight
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.types import Message
@@ -32,7 +32,7 @@ PROBE_FIRST = (
 PROBE_SECOND = "What was the secret noun you thought of? Reply with that one word only."
 
 
-def thinking_probe(provider: Provider) -> Check:
+def thinking_probe(provider: ChatProvider) -> Check:
     """Two turns: the model thinks of a secret it does not say, then is asked for it. Only a
     server that sends earlier reasoning back to the model lets it answer."""
     first = Message(role="user", content=PROBE_FIRST)
@@ -52,18 +52,23 @@ def thinking_probe(provider: Provider) -> Check:
         return Check(
             "thinking", True, f"preserved: the model recalled {answer!r} from its earlier reasoning"
         )
+    fix = (
+        "this server's Anthropic endpoint drops the thinking blocks qac sends back: use its "
+        "OpenAI-format profile with a preserve switch instead"
+        if provider.profile.format == "anthropic"
+        else "use a profile with a preserve switch (vllm, sglang, llamacpp: "
+        "chat_template_kwargs.preserve_thinking; dashscope: preserve_thinking on "
+        "qwen3.6-plus / qwen3.6-max-preview) and a chat template that honours it"
+    )
     return Check(
         "thinking",
         False,
         f"not preserved: the model could not recall the word from its earlier reasoning "
-        f"(it answered {answer[:40]!r}). The server drops earlier thinking: use a profile with a "
-        "preserve switch (vllm, sglang, llamacpp: chat_template_kwargs.preserve_thinking; "
-        "dashscope: preserve_thinking on qwen3.6-plus / qwen3.6-max-preview) and a chat "
-        "template that honours it",
+        f"(it answered {answer[:40]!r}). The server drops earlier thinking: {fix}",
     )
 
 
-def _complete(provider: Provider, messages: list[Message]) -> Message:
+def _complete(provider: ChatProvider, messages: list[Message]) -> Message:
     stream = provider.stream(PROBE_SYSTEM, messages, [])
     while True:
         try:
@@ -84,8 +89,12 @@ def run_checks(
         yield Check("key", True, detail)
     except QacError as exc:
         yield Check("key", False, str(exc))
-    provider = Provider(
-        profile, key, retry=RetryPolicy(retries=1, base_delay=0.5), request_timeout=120.0
+    provider = make_provider(
+        profile,
+        key,
+        thinking=settings.thinking,
+        retry=RetryPolicy(retries=1, base_delay=0.5),
+        request_timeout=120.0,
     )
     reachable = False
     try:
@@ -93,17 +102,29 @@ def run_checks(
         reachable = True
         yield Check("endpoint", True, f"{profile.base_url} answers ({len(models)} models)")
         listed = profile.model in models
-        yield Check(
-            "model",
-            listed or not models,
-            f"{profile.model} is served"
-            if listed
-            else f"{profile.model} is not in the endpoint's model list; choose one of: "
-            f"{', '.join(models[:8])}",
-        )
+        if not models:
+            detail = (
+                f"the endpoint lists no models; {profile.model} is checked by the first request"
+            )
+        elif listed:
+            detail = f"{profile.model} is served"
+        else:
+            detail = (
+                f"{profile.model} is not in the endpoint's model list; choose one of: "
+                f"{', '.join(models[:8])}"
+            )
+        yield Check("model", listed or not models, detail)
     except QacError as exc:
         yield Check("endpoint", False, f"{exc}; check --base-url and that the server is running")
-    if settings.preserve_thinking and profile.preserve_switch == "none":
+    if profile.format == "anthropic":
+        yield Check(
+            "preserve",
+            True,
+            "Anthropic format: every thinking block goes back unchanged, signature included; "
+            "no preserve switch is documented for it, so run `qac doctor --thinking` to see "
+            "whether this server's template uses them",
+        )
+    elif settings.preserve_thinking and profile.preserve_switch == "none":
         yield Check(
             "preserve",
             False,

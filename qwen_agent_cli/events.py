@@ -78,6 +78,13 @@ class ErrorEvent:
     message: str
     retrying: bool = False
     slow: bool = False
+    notice: bool = False
+    """Something the user should know that does not stop the run (a model with no price, a
+    session going on in another wire format): said once, on stderr too."""
+
+    @classmethod
+    def note(cls, message: str) -> ErrorEvent:
+        return cls(message=message, retrying=True, slow=True, notice=True)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,8 +1,11 @@
-"""Streaming chat completions over the `openai` SDK's HTTP client: retries, timeouts, the cap
-on one response, and the mapping of SDK and transport errors into our error tree. The request
-body comes from `wire`, the response is folded by `stream`.
+"""Streaming replies from the model: retries, timeouts, the cap on one response, and the mapping
+of SDK and transport errors into our error tree, shared by both wire formats; and the chat
+completions format over the `openai` SDK's HTTP client (request body from `wire`, response
+folded by `stream`). The Anthropic Messages format is `anthropic_provider`; `make_provider`
+picks one by the profile, so nothing above this layer knows which format is on the wire.
 
-Owns all HTTP to the model; imports `openai` lazily so commands that never call a model stay fast.
+Owns all HTTP to the model; imports each SDK lazily so commands that never call a model (and
+runs on the other format) stay fast.
 """
 
 from __future__ import annotations
@@ -12,13 +15,14 @@ import random
 import time
 from collections.abc import Callable, Generator, Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
-from qwen_agent_cli.config import Price, Profile
 from qwen_agent_cli.errors import DeadlineError, ProviderError
 from qwen_agent_cli.events import ErrorEvent, Event
-from qwen_agent_cli.stream import Accumulator, absorb, usage_of
-from qwen_agent_cli.types import Message
+from qwen_agent_cli.profiles import Price, Profile
+from qwen_agent_cli.stream import Accumulator, absorb
+from qwen_agent_cli.types import Message, Usage
 from qwen_agent_cli.wire import BodyEncoder
 
 if TYPE_CHECKING:
@@ -33,9 +37,14 @@ UNCAPPED_RESPONSE_CHARS = 4 * 1024 * 1024
 """The cap on one response's characters when no max_tokens is sent."""
 
 
-def preload() -> None:
-    """Import the SDK ahead of need (called on a thread while the store and context load)."""
-    import openai  # noqa: F401
+def preload(wire_format: str = "openai") -> None:
+    """Import the format's SDK ahead of need (called on a thread while the store and context
+    load)."""
+    if wire_format == "anthropic":
+        from qwen_agent_cli.anthropic_provider import sdk_module
+    else:
+        sdk_module = _openai
+    sdk_module()
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +61,22 @@ class RetryPolicy:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
-class Provider:
-    """One model endpoint. `stream` yields Thinking/Text events and returns the final Message."""
+class Folding(Protocol):
+    """What a format's accumulator offers the shared attempt loop."""
+
+    size: int
+    finish_reason: str | None
+
+    def empty(self) -> bool: ...
+
+    def final_usage(self, price: Price | None) -> Usage | None: ...
+
+    def message(self, model: str, usage: Usage | None, *, interrupted: bool = False) -> Message: ...
+
+
+class ChatProvider:
+    """One model endpoint. `stream` yields Thinking/Text events and returns the final Message;
+    a format supplies the body, the opened stream, and how its events fold."""
 
     def __init__(
         self,
@@ -79,21 +102,34 @@ class Provider:
         self.price = price
         self._api_key = api_key or PLACEHOLDER_KEY
         self._sleep = sleep
-        self._client: OpenAI | None = None
-        self._encoder = BodyEncoder(profile, thinking=thinking, preserve=preserve)
 
     @property
     def model(self) -> str:
         return self.profile.model
 
-    def _sdk(self) -> OpenAI:
-        if self._client is None:
-            from openai import OpenAI
+    def encode(
+        self, system: str, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
+    ) -> bytes:
+        raise NotImplementedError
 
-            self._client = OpenAI(
-                api_key=self._api_key, base_url=self.profile.base_url, max_retries=0
-            )
-        return self._client
+    def _open(self, body: bytes, timeouts: Any) -> Iterable[Any]:
+        raise NotImplementedError
+
+    def _accumulator(self) -> Folding:
+        raise NotImplementedError
+
+    def _fold(self, acc: Any, chunk: Any) -> Iterable[Event]:
+        raise NotImplementedError
+
+    def list_models(self) -> list[str]:
+        raise NotImplementedError
+
+    def _sdk_module(self) -> ModuleType:
+        """The SDK module whose exceptions and timeouts this format uses."""
+        raise NotImplementedError
+
+    def _errors(self, wait: float | None = None) -> _mapped_errors:
+        return _mapped_errors(self.profile, self._sdk_module(), wait)
 
     def stream(
         self,
@@ -105,7 +141,7 @@ class Provider:
     ) -> Generator[Event, None, Message]:
         """Send one request, retrying transient failures; a KeyboardInterrupt returns what arrived
         so far as an interrupted message instead of losing it."""
-        body = self._encoder.encode(system, messages, tools)
+        body = self.encode(system, messages, tools)
         attempt = 0
         while True:
             _check_deadline(deadline)
@@ -128,16 +164,16 @@ class Provider:
                 attempt += 1
 
     def _attempt(self, body: bytes, deadline: float | None) -> Generator[Event, None, Message]:
-        acc = Accumulator()
+        acc = self._accumulator()
         ends = time.monotonic() + self.request_timeout
         if deadline is not None:
             ends = min(ends, deadline)
         try:
             wait = self._wait(ends)
-            with _mapped_errors(self.profile, wait):
-                chunks = self._open(body, _timeout(wait))
+            with self._errors(wait):
+                chunks = self._open(body, self._timeout(wait))
                 for chunk in chunks:
-                    yield from absorb(acc, chunk)
+                    yield from self._fold(acc, chunk)
                     now = time.monotonic()
                     if deadline is not None and now >= deadline:
                         _close(chunks)
@@ -160,15 +196,49 @@ class Provider:
             return acc.message(self.model, None, interrupted=True)
         if acc.finish_reason is None:
             raise _Retryable("the response stream was cut off before it finished")
-        if not (acc.content or acc.reasoning or acc.calls or acc.details):
+        if acc.empty():
             raise _Retryable("the model sent an empty response")
-        usage = usage_of(acc.usage, self.price)
-        return acc.message(self.model, usage)
+        return acc.message(self.model, acc.final_usage(self.price))
+
+    def _timeout(self, total: float) -> Any:
+        return self._sdk_module().Timeout(total, connect=min(CONNECT_TIMEOUT, total))
 
     def _wait(self, ends: float) -> float:
         """Silence allowed while connecting and between chunks: the idle timeout, never past
         the attempt's end."""
         return round(max(min(self.idle_timeout, ends - time.monotonic()), 0.001), 3)
+
+
+class Provider(ChatProvider):
+    """Chat completions (`/chat/completions`) over the `openai` SDK."""
+
+    def __init__(self, profile: Profile, api_key: str, **options: Any) -> None:
+        super().__init__(profile, api_key, **options)
+        self._client: OpenAI | None = None
+        self._encoder = BodyEncoder(profile, thinking=self.thinking, preserve=self.preserve)
+
+    def _sdk(self) -> OpenAI:
+        if self._client is None:
+            from openai import OpenAI
+
+            self._client = OpenAI(
+                api_key=self._api_key, base_url=self.profile.base_url, max_retries=0
+            )
+        return self._client
+
+    def encode(
+        self, system: str, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
+    ) -> bytes:
+        return self._encoder.encode(system, messages, tools)
+
+    def _sdk_module(self) -> ModuleType:
+        return _openai()
+
+    def _accumulator(self) -> Accumulator:
+        return Accumulator()
+
+    def _fold(self, acc: Accumulator, chunk: Any) -> Iterable[Event]:
+        return absorb(acc, chunk)
 
     def _open(self, body: bytes, timeouts: Any) -> Iterable[Any]:
         from openai import Stream
@@ -187,10 +257,25 @@ class Provider:
     def list_models(self) -> list[str]:
         """The model ids the endpoint offers (for `qac doctor`)."""
         try:
-            with _mapped_errors(self.profile):
-                return [m.id for m in self._sdk().models.list(timeout=_timeout(15.0))]
+            with self._errors():
+                return [m.id for m in self._sdk().models.list(timeout=self._timeout(15.0))]
         except _Retryable as exc:
             raise ProviderError(exc.reason) from exc
+
+
+def _openai() -> ModuleType:
+    import openai
+
+    return openai
+
+
+def make_provider(profile: Profile, api_key: str, **options: Any) -> ChatProvider:
+    """The provider for the profile's wire format: one interface for the agent, doctor and CI."""
+    if profile.format == "anthropic":
+        from qwen_agent_cli.anthropic_provider import AnthropicProvider
+
+        return AnthropicProvider(profile, api_key, **options)
+    return Provider(profile, api_key, **options)
 
 
 def _check_deadline(deadline: float | None) -> None:
@@ -204,12 +289,6 @@ def _close(chunks: Iterable[Any]) -> None:
         close()
 
 
-def _timeout(total: float) -> Any:
-    import openai
-
-    return openai.Timeout(total, connect=min(CONNECT_TIMEOUT, total))
-
-
 class _Retryable(Exception):
     def __init__(
         self, reason: str, retry_after: float | None = None, *, stalled: bool = False
@@ -220,11 +299,18 @@ class _Retryable(Exception):
         self.stalled = stalled
 
 
-class _mapped_errors:
-    """Turn SDK and transport exceptions into _Retryable or ProviderError, in one place."""
+RETRYABLE_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
+"""Error types of an `error` event mid-stream (Anthropic format) worth another attempt; the
+HTTP status of such a response is 200, so its type is all there is to go on."""
 
-    def __init__(self, profile: Profile, wait: float | None = None) -> None:
+
+class _mapped_errors:
+    """Turn SDK and transport exceptions into _Retryable or ProviderError, in one place, for
+    either SDK (both raise the same family of exceptions)."""
+
+    def __init__(self, profile: Profile, sdk: ModuleType, wait: float | None = None) -> None:
         self.profile = profile
+        self.sdk = sdk
         self.wait = wait
 
     def __enter__(self) -> None:
@@ -237,12 +323,15 @@ class _mapped_errors:
             exc, KeyboardInterrupt | GeneratorExit | _Retryable | ProviderError
         ):
             return
-        import openai
-
+        sdk = self.sdk
         where = self.profile.base_url
-        if isinstance(exc, openai.APIStatusError):
+        if isinstance(exc, sdk.APIStatusError):
             status = exc.status_code
             message = _server_message(exc)
+            if status < 300:  # an error event inside a stream that began well
+                if _error_type(exc) in RETRYABLE_ERROR_TYPES:
+                    raise _Retryable(f"{where} failed mid-response: {message}") from exc
+                raise ProviderError(f"{where} failed mid-response: {message}") from exc
             if status == 429 or status >= 500:
                 raise _Retryable(
                     f"HTTP {status} from {where}: {message}", _retry_after(exc)
@@ -254,16 +343,22 @@ class _mapped_errors:
             elif status == 404:
                 hint = f" (is the model {self.profile.model!r} served there?)"
             raise ProviderError(f"HTTP {status} from {where}: {message}{hint}") from exc
-        if isinstance(exc, openai.APITimeoutError) or _is_read_timeout(exc):
+        if isinstance(exc, sdk.APITimeoutError) or _is_read_timeout(exc):
             # Before the first byte or between chunks: the SDK reports both as a timeout.
             silent = f"sent nothing for {self.wait:g}s" if self.wait else "timed out"
             raise _Retryable(f"{where} {silent}", stalled=True) from exc
-        if isinstance(exc, openai.APIConnectionError):
+        if isinstance(exc, sdk.APIConnectionError):
             raise _Retryable(f"cannot connect to {where}: {exc.__cause__ or exc}") from exc
-        if isinstance(exc, openai.APIError):
+        if isinstance(exc, sdk.APIError):
             raise _Retryable(f"bad response from {where}: {exc}") from exc
         if _is_transport_error(exc):
             raise _Retryable(f"connection to {where} failed mid-response: {exc}") from exc
+
+
+def _error_type(exc: Any) -> str:
+    body = getattr(exc, "body", None)
+    error = body.get("error", body) if isinstance(body, dict) else None
+    return str(error.get("type", "")) if isinstance(error, dict) else ""
 
 
 def _is_read_timeout(exc: BaseException) -> bool:

@@ -1,6 +1,7 @@
-"""A scripted model server: a real HTTP server on loopback that speaks OpenAI chat completions
-(streaming and plain), plays a list of scripted turns, records every request, checks the
-prefix-cache invariant, and injects faults. Used by the tests, `qac demo` and the benchmarks.
+"""A scripted model server: a real HTTP server on loopback that speaks OpenAI chat completions and
+Anthropic Messages (`/v1/messages`, encoded by `scripted_anthropic`), streaming and plain, plays
+one list of scripted turns for both, records every request, checks the prefix-cache invariant, and
+injects faults. Used by the tests, `qac demo` and the benchmarks.
 
 Standard library only, so it ships in the wheel and starts in milliseconds.
 
@@ -9,6 +10,7 @@ A turn is a dict:
      "usage": {...}, "delay": 0.0, "chunk_delay": 0.0, "pieces": 3,
      "fault": {"status": 429, "retry_after": 1, "message": "..."},
      "cut": "reasoning" | "content" | "tool_args", "empty": true, "reset_prefix": true}
+Anthropic only: "redacted": [data, ...], "signature": "...", "stream_error": {type, message}.
 """
 
 from __future__ import annotations
@@ -16,10 +18,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from qwen_agent_cli import scripted_anthropic as anthropic
 
 DEFAULT_MODEL = "qwen3.6-plus"
 
@@ -37,7 +40,8 @@ def turn(
     Extras: delay (s before answering), chunk_delay, pieces, cut (reasoning | content |
     tool_args: drop the connection there), empty, fault ({status, retry_after, message}),
     stall_after (chunks sent before going silent; stall_for: for how long), endless (content
-    until the client hangs up), same_id (every call in the reply gets this id), usage."""
+    until the client hangs up), same_id (every call in the reply gets this id), usage. Anthropic
+    only: redacted (redacted_thinking data strings), signature, stream_error ({type, message})."""
     data: dict[str, Any] = dict(extra)
     if thinking is not None:
         data["thinking"] = thinking
@@ -67,8 +71,10 @@ class ScriptedServer:
         self.model = model
         self.check_prefix = check_prefix
         self.requests: list[dict[str, Any]] = []
+        self.formats: list[str] = []
+        """"openai" or "anthropic" per request, in the order of `requests`."""
         self.credentials: list[str] = []
-        """The Authorization header of every POST (tests check where a key is sent)."""
+        """The Authorization (else x-api-key) header of every POST: where a key is sent."""
         self.timings: list[tuple[float, float]] = []
         """(received, answered) per request, on the monotonic clock, for benchmarks."""
         self.violations: list[str] = []
@@ -83,6 +89,12 @@ class ScriptedServer:
     def url(self) -> str:
         host, port = self._httpd.server_address[:2]
         return f"http://{host!s}:{port}/v1"
+
+    @property
+    def anthropic_url(self) -> str:
+        """The base URL for Anthropic clients, which append `/v1/messages` themselves."""
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
 
     @property
     def remaining(self) -> int:
@@ -110,18 +122,34 @@ class ScriptedServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def next_turn(self, body: dict[str, Any]) -> dict[str, Any] | None:
-        """Record the request, check invariants, and hand out the next turn."""
+    def next_turn(self, body: dict[str, Any], protocol: str = "openai") -> dict[str, Any] | None:
+        """Record the request, check invariants, and hand out the next turn (either protocol)."""
         with self._lock:
             script_turn = self.turns[self.played] if self.played < len(self.turns) else None
             reset = bool(script_turn and script_turn.get("reset_prefix"))
-            self._check(body, reset)
+            if protocol == "anthropic":
+                previous = self.previous(body, protocol)
+                prefix = self.check_prefix and not reset
+                found = anthropic.check_request(
+                    body, previous if prefix else None, len(self.requests) + 1
+                )
+                self.violations.extend(found)
+            else:
+                self._check(body, reset)
             self.requests.append(body)
+            self.formats.append(protocol)
             if script_turn is None:
                 self.violations.append(f"request {len(self.requests)} has no scripted turn")
                 return None
             self.played += 1
             return script_turn
+
+    def previous(self, body: dict[str, Any], protocol: str) -> dict[str, Any] | None:
+        """The last request of `protocol` recorded before `body` (or before now, if not recorded):
+        each protocol's prefix and cache estimate compare with its own kind of request."""
+        index = next((i for i, r in enumerate(self.requests) if r is body), len(self.requests))
+        pairs = zip(self.requests[:index], self.formats[:index], strict=False)
+        return next((r for r, f in reversed(list(pairs)) if f == protocol), None)
 
     def _check(self, body: dict[str, Any], reset: bool) -> None:
         messages = body.get("messages") or []
@@ -140,9 +168,9 @@ class ScriptedServer:
         for m in messages:
             if m.get("role") == "tool" and m.get("tool_call_id") not in called:
                 self.violations.append(f"request {number}: tool result without a call")
-        if not self.check_prefix or reset or not self.requests:
+        previous = self.previous(body, "openai")
+        if not self.check_prefix or reset or previous is None:
             return
-        previous = self.requests[-1]
         before = previous.get("messages") or []
         if _canonical(messages[: len(before)]) != _canonical(before):
             self.violations.append(f"request {number} does not extend request {number - 1}")
@@ -151,9 +179,10 @@ class ScriptedServer:
 
     def cached_tokens(self, body: dict[str, Any]) -> int:
         """A plausible cache hit: the length of the prefix shared with the previous request."""
-        if len(self.requests) < 2:
+        previous = self.previous(body, "openai")
+        if previous is None:
             return 0
-        a = json.dumps(self.requests[-2].get("messages"))
+        a = json.dumps(previous.get("messages"))
         b = json.dumps(body.get("messages"))
         shared = 0
         for x, y in zip(a, b, strict=False):
@@ -175,14 +204,12 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             return
 
         def do_GET(self) -> None:
-            if self.path.rstrip("/").endswith("/models"):
-                self._json(
-                    200,
-                    {
-                        "object": "list",
-                        "data": [{"id": server.model, "object": "model", "owned_by": "scripted"}],
-                    },
-                )
+            if self.path.split("?")[0].rstrip("/").endswith("/models"):
+                # Fields of both SDKs' model objects and list pages.
+                model = {"id": server.model, "object": "model", "owned_by": "scripted"}
+                model.update(type="model", display_name=server.model, created_at=_CREATED)
+                page = {"object": "list", "data": [model], "has_more": False}
+                self._json(200, {**page, "first_id": server.model, "last_id": server.model})
             else:
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -196,19 +223,23 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
 
         def _post(self) -> None:
             with server._lock:
-                server.credentials.append(self.headers.get("Authorization") or "")
+                key = self.headers.get("Authorization") or self.headers.get("x-api-key")
+                server.credentials.append(key or "")
             length = int(self.headers.get("Content-Length") or 0)
             try:
                 body = json.loads(self.rfile.read(length) or b"{}")
             except json.JSONDecodeError:
                 self._json(400, {"error": {"message": "request body is not JSON"}})
                 return
-            if not self.path.rstrip("/").endswith("/chat/completions"):
+            path = self.path.split("?")[0].rstrip("/")
+            protocol = "anthropic" if path.endswith("/messages") else "openai"
+            if protocol == "openai" and not path.endswith("/chat/completions"):
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
                 return
-            script_turn = server.next_turn(body)
+            script_turn = server.next_turn(body, protocol)
             if script_turn is None:
-                self._json(500, {"error": {"message": "scripted server: no turn left to play"}})
+                message = "scripted server: no turn left to play"
+                self._json(500, _error(protocol, 500, {"message": message}))
                 return
             time.sleep(float(script_turn.get("delay", 0)))
             fault = script_turn.get("fault")
@@ -216,11 +247,23 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 headers = {}
                 if fault.get("retry_after") is not None:
                     headers["Retry-After"] = str(fault["retry_after"])
-                message = fault.get("message", f"scripted fault {fault.get('status', 500)}")
-                self._json(int(fault.get("status", 500)), {"error": {"message": message}}, headers)
-                return
-            if body.get("stream"):
-                self._stream(body, script_turn)
+                status = int(fault.get("status", 500))
+                self._json(status, _error(protocol, status, fault), headers)
+            elif protocol == "anthropic":
+                with server._lock:
+                    previous = server.previous(body, protocol)
+                usage = anthropic.usage(body, previous, script_turn)
+                if body.get("stream"):
+                    frames = anthropic.events(body, script_turn, usage, server.model)
+                    self._stream(frames, script_turn, chunked=True)
+                else:
+                    self._json(200, anthropic.message(body, script_turn, usage, server.model))
+            elif body.get("stream"):
+                frames = (
+                    c if c is None else b"data: " + c.encode() + b"\n\n"
+                    for c in _chunks(server, body, script_turn)
+                )
+                self._stream(frames, script_turn, trailer=b"data: [DONE]\n\n")
             else:
                 self._json(200, _completion(server, body, script_turn))
 
@@ -234,54 +277,63 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
-        def _stream(self, body: dict[str, Any], script_turn: dict[str, Any]) -> None:
+        def _stream(
+            self,
+            frames: Iterable[bytes | None],
+            script_turn: dict[str, Any],
+            *,
+            trailer: bytes = b"",
+            chunked: bool = False,
+        ) -> None:
+            """Write SSE frames; None drops the connection. Chunked framing (HTTP/1.1) makes that
+            drop an error a client sees, not a quiet end of a close-delimited body."""
+            if chunked:
+                self.protocol_version = "HTTP/1.1"
+                self.close_connection = True
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Cache-Control", "no-cache")
+            if chunked:
+                self.send_header("Transfer-Encoding", "chunked")
+                self.send_header("Connection", "close")
             self.end_headers()
             delay = float(script_turn.get("chunk_delay", 0))
             stall_after = script_turn.get("stall_after")
+
+            def write(data: bytes) -> None:
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
+                self.wfile.flush()
+
             try:
-                for number, chunk in enumerate(_chunks(server, body, script_turn)):
-                    if chunk is None or server.stopped.is_set():
+                for number, frame in enumerate(frames):
+                    if frame is None or server.stopped.is_set():
                         return
                     if stall_after is not None and number == int(stall_after):
                         # Keep the connection open and send nothing, as a hung server does.
                         server.stopped.wait(float(script_turn.get("stall_for", 3600)))
                         return
-                    self.wfile.write(b"data: " + chunk.encode() + b"\n\n")
-                    self.wfile.flush()
+                    write(frame)
                     if delay:
                         time.sleep(delay)
-                self.wfile.write(b"data: [DONE]\n\n")
-                self.wfile.flush()
+                if trailer:
+                    write(trailer)
+                if chunked:
+                    self.wfile.write(b"0\r\n\r\n")
+                    self.wfile.flush()
             except (BrokenPipeError, ConnectionResetError):
                 return
 
     return Handler
 
 
-def _pieces(text: str, count: int) -> list[str]:
-    if not text:
-        return []
-    size = max(1, -(-len(text) // max(count, 1)))
-    return [text[i : i + size] for i in range(0, len(text), size)]
+_CREATED = "2026-01-01T00:00:00Z"
 
 
-def _calls(script_turn: dict[str, Any]) -> list[dict[str, str]]:
-    calls = []
-    for index, call in enumerate(script_turn.get("tool_calls") or []):
-        args = call.get("arguments", {})
-        raw = args if isinstance(args, str) else json.dumps(args)
-        ident = call.get("id") or script_turn.get("same_id")
-        calls.append(
-            {
-                "id": ident or f"call_{index}_{zlib.crc32(raw.encode()):08x}",
-                "name": call["name"],
-                "arguments": raw,
-            }
-        )
-    return calls
+def _error(protocol: str, status: int, fault: dict[str, Any]) -> dict[str, Any]:
+    """The error body of `protocol` for an HTTP error."""
+    if protocol == "anthropic":
+        return anthropic.error_body(status, fault)
+    return {"error": {"message": fault.get("message", f"scripted fault {status}")}}
 
 
 def _usage(server: ScriptedServer, body: dict[str, Any], script_turn: dict[str, Any]) -> Any:
@@ -289,7 +341,7 @@ def _usage(server: ScriptedServer, body: dict[str, Any], script_turn: dict[str, 
         return script_turn["usage"]
     thinking = script_turn.get("thinking") or ""
     produced = len(thinking) + len(script_turn.get("text") or "")
-    produced += sum(len(c["arguments"]) for c in _calls(script_turn))
+    produced += sum(len(c["arguments"]) for c in anthropic.tool_calls(script_turn, "call_"))
     prompt = len(json.dumps(body.get("messages"))) // 4
     return {
         "prompt_tokens": prompt,
@@ -310,18 +362,15 @@ def _chunks(
     created = int(time.time())
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **top: Any) -> str:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
+        data = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": created}
         return json.dumps(
-            {
-                "id": "chatcmpl-scripted",
-                "object": "chat.completion.chunk",
-                "created": created,
-                "model": body.get("model", server.model),
-                "choices": [
-                    {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-                ],
-                **top,
-            }
+            {**data, "model": body.get("model", server.model), "choices": [choice], **top}
         )
+
+    def call_chunk(index: int, ident: str, function: dict[str, str]) -> str:
+        call = {"index": index, "id": ident, "type": "function", "function": function}
+        return chunk({"tool_calls": [call]})
 
     if script_turn.get("empty"):
         yield chunk({"role": "assistant", "content": ""}, "stop")
@@ -329,66 +378,35 @@ def _chunks(
     yield chunk({"role": "assistant", "content": None, field: ""})
     while script_turn.get("endless"):  # until the client hangs up or the server stops
         yield chunk({"content": script_turn.get("text") or "and so on " * 100})
-    thinking = _pieces(script_turn.get("thinking") or "", count)
+    thinking = anthropic.pieces(script_turn.get("thinking") or "", count)
     for index, piece in enumerate(thinking):
         if cut == "reasoning" and index == len(thinking) // 2:
             yield None
         yield chunk({field: piece})
-    text = _pieces(script_turn.get("text") or "", count)
+    text = anthropic.pieces(script_turn.get("text") or "", count)
     for index, piece in enumerate(text):
         if cut == "content" and index == len(text) // 2:
             yield None
         yield chunk({"content": piece})
-    calls = _calls(script_turn)
+    calls = anthropic.tool_calls(script_turn, "call_")
     for index, call in enumerate(calls):
-        yield chunk(
-            {
-                "tool_calls": [
-                    {
-                        "index": index,
-                        "id": call["id"],
-                        "type": "function",
-                        "function": {"name": call["name"], "arguments": ""},
-                    }
-                ]
-            }
-        )
-        parts = _pieces(call["arguments"], count)
+        yield call_chunk(index, call["id"], {"name": call["name"], "arguments": ""})
+        parts = anthropic.pieces(call["arguments"], count)
         for number, part in enumerate(parts):
             if cut == "tool_args" and number == len(parts) // 2:
                 yield None
-            yield chunk(
-                {
-                    "tool_calls": [
-                        {
-                            "index": index,
-                            "id": "",
-                            "type": "function",
-                            "function": {"arguments": part},
-                        }
-                    ]
-                }
-            )
+            yield call_chunk(index, "", {"arguments": part})
     if cut:
         yield None
     yield chunk({"content": ""}, "tool_calls" if calls else "stop")
-    yield json.dumps(
-        {
-            "id": "chatcmpl-scripted",
-            "object": "chat.completion.chunk",
-            "created": created,
-            "model": body.get("model", server.model),
-            "choices": [],
-            "usage": _usage(server, body, script_turn),
-        }
-    )
+    yield chunk({}, choices=[], usage=_usage(server, body, script_turn))
 
 
 def _completion(
     server: ScriptedServer, body: dict[str, Any], script_turn: dict[str, Any]
 ) -> dict[str, Any]:
     field = script_turn.get("reasoning_field", server.reasoning_field)
-    calls = _calls(script_turn)
+    calls = anthropic.tool_calls(script_turn, "call_")
     message: dict[str, Any] = {"role": "assistant", "content": script_turn.get("text") or ""}
     if script_turn.get("thinking"):
         message[field] = script_turn["thinking"]

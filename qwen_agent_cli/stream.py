@@ -7,8 +7,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from qwen_agent_cli.config import Price
 from qwen_agent_cli.events import Event, Text, Thinking
+from qwen_agent_cli.profiles import Price
 from qwen_agent_cli.types import Message, ToolCall, Usage
 
 
@@ -37,6 +37,12 @@ class Accumulator:
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
     size: int = 0
+
+    def empty(self) -> bool:
+        return not (self.content or self.reasoning or self.calls or self.details)
+
+    def final_usage(self, price: Price | None) -> Usage | None:
+        return usage_of(self.usage, price)
 
     def message(self, model: str, usage: Usage | None, *, interrupted: bool = False) -> Message:
         calls = () if interrupted else self.tool_calls()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
+from typing import Any
 
 from qwen_agent_cli.types import Message, ToolCall
 
@@ -59,17 +60,12 @@ def encodable_message(message: Message) -> Message:
     def fix(value: str | None) -> str | None:
         return None if value is None else encodable(value)
 
-    details = message.reasoning_details
-    if details is not None:
-        dumped = json.dumps(list(details), ensure_ascii=False)
-        repaired_details = encodable(dumped)
-        if repaired_details is not dumped:
-            details = tuple(json.loads(repaired_details))
     repaired = dataclasses.replace(
         message,
         content=fix(message.content),
         reasoning=fix(message.reasoning),
-        reasoning_details=details,
+        reasoning_details=_encodable_items(message.reasoning_details),
+        blocks=_encodable_items(message.blocks),
         tool_calls=tuple(
             ToolCall(id=encodable(c.id), name=encodable(c.name), arguments=encodable(c.arguments))
             for c in message.tool_calls
@@ -78,3 +74,15 @@ def encodable_message(message: Message) -> Message:
         name=fix(message.name),
     )
     return message if repaired == message else repaired
+
+
+def _encodable_items(
+    items: tuple[dict[str, Any], ...] | None,
+) -> tuple[dict[str, Any], ...] | None:
+    """Structured reasoning (OpenRouter's details, Anthropic's blocks), repaired as one JSON
+    text; the same tuple when nothing needed it."""
+    if items is None:
+        return None
+    dumped = json.dumps(list(items), ensure_ascii=False)
+    repaired = encodable(dumped)
+    return items if repaired is dumped else tuple(json.loads(repaired))

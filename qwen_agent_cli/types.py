@@ -94,6 +94,9 @@ class Message:
 
     `reasoning` is the model's thinking exactly as streamed; `reasoning_field` records the wire
     name it arrived in, and `reasoning_details` keeps OpenRouter's structured array unchanged.
+    `blocks` keeps an Anthropic-format reply's content blocks (thinking with its signature,
+    redacted thinking, text, tool use) in arrival order, to send back unmodified; `reasoning`,
+    `content` and `tool_calls` hold the same reply read as text, for the UI and the other format.
     """
 
     role: str
@@ -101,6 +104,7 @@ class Message:
     reasoning: str | None = None
     reasoning_field: str | None = None
     reasoning_details: tuple[dict[str, Any], ...] | None = None
+    blocks: tuple[dict[str, Any], ...] | None = None
     tool_calls: tuple[ToolCall, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
@@ -118,6 +122,7 @@ class Message:
             "reasoning_details": list(self.reasoning_details)
             if self.reasoning_details is not None
             else None,
+            "blocks": list(self.blocks) if self.blocks is not None else None,
             "tool_calls": [
                 {"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls
             ],
@@ -132,6 +137,7 @@ class Message:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Message:
         details = data.get("reasoning_details")
+        blocks = data.get("blocks")
         usage = data.get("usage")
         return cls(
             role=str(data["role"]),
@@ -139,6 +145,7 @@ class Message:
             reasoning=data.get("reasoning"),
             reasoning_field=data.get("reasoning_field"),
             reasoning_details=tuple(details) if details is not None else None,
+            blocks=tuple(blocks) if blocks is not None else None,
             tool_calls=tuple(
                 ToolCall(id=str(c["id"]), name=str(c["name"]), arguments=str(c["arguments"]))
                 for c in data.get("tool_calls") or ()

@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from qwen_agent_cli.config import Profile
+from qwen_agent_cli.profiles import Profile
 from qwen_agent_cli.text import encodable
 from qwen_agent_cli.types import Message
 

@@ -8,6 +8,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "qwen_agent_cli"
 OWNERS = {
     "openai": {"provider.py"},
+    "anthropic": {"anthropic_provider.py"},
     "sqlite3": {"store.py"},
     "subprocess": {"sandbox.py"},
     "git": {"repository.py"},

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from qwen_agent_cli.config import load_profiles, load_settings
+from qwen_agent_cli.config import load_settings
 from qwen_agent_cli.errors import ConfigError
+from qwen_agent_cli.profiles import load_profiles
 
 
 def settings_from(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from qwen_agent_cli.config import Price, load_profiles
+from qwen_agent_cli.profiles import Price, load_profiles
 from qwen_agent_cli.provider import Provider
 from qwen_agent_cli.scripted import ScriptedServer, turn
 from qwen_agent_cli.stream import cost_of

@@ -2,7 +2,9 @@
 
     python tools/scripted_server.py script.json [--port 8765] [--record requests.jsonl]
 
-Prints the base URL, then serves until every turn is played (or Ctrl-C). Point qac at it with
+Prints the OpenAI base URL (first line, which scripts read), then `anthropic: URL`: the same server
+answers Anthropic Messages at `/v1/messages`, and Anthropic clients append that path themselves.
+Serves until every turn is played (or Ctrl-C). Point qac at it with
 `qac run --provider vllm --base-url URL "..."`.
 """
 
@@ -37,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     server = ScriptedServer(turns, host=args.host, port=args.port, **options).start()
     print(server.url, flush=True)
+    print(f"anthropic: {server.anthropic_url}", flush=True)
     try:
         while server.remaining > 0:
             time.sleep(0.05)

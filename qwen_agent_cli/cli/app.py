@@ -56,6 +56,7 @@ VALUE_OPTIONS = frozenset(
         "-C",
         "--map-tokens",
         "--compact-at",
+        "--thinking-budget",
     }
 )
 app = typer.Typer(
@@ -111,6 +112,14 @@ StoreOpt = Annotated[str | None, typer.Option("--store", help="Session store fil
 DirOpt = Annotated[str | None, typer.Option("-C", help="Work in DIR instead of here.")]
 MapTokensOpt = Annotated[
     int | None, typer.Option("--map-tokens", help="Token budget of the repository map.")
+]
+ThinkingBudgetOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--thinking-budget",
+        metavar="N",
+        help="Tokens the model may think per response on the Anthropic format (budget_tokens).",
+    ),
 ]
 CompactAtOpt = Annotated[
     float | None,
@@ -260,7 +269,11 @@ def resumed_settings(
     if info is None:
         raise StoreError(f"no earlier session for {workdir} to continue; start one with run")
     given = {k: v for k, v in flags.items() if v is not None}
-    return settings_for(workdir, **{**session_defaults(info), **given}), info.id
+    defaults = session_defaults(info)
+    if given.get("provider", info.provider) != info.provider:
+        # Another provider: the session's endpoint and model name belong to its old one.
+        defaults = {k: v for k, v in defaults.items() if k not in ("base_url", "model")}
+    return settings_for(workdir, **{**defaults, **given}), info.id
 
 
 def read_prompt(prompt: str) -> str:

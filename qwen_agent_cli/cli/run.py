@@ -28,6 +28,7 @@ from qwen_agent_cli.cli.app import (
     SandboxOpt,
     StoreOpt,
     TestCmdOpt,
+    ThinkingBudgetOpt,
     ThinkingOpt,
     TimeoutOpt,
     app,
@@ -45,6 +46,14 @@ from qwen_agent_cli.config import PROJECT_CONFIG
 from qwen_agent_cli.errors import ConfigError
 
 
+def preload_sdk(wire_format: str) -> None:
+    """Import the format's SDK on a thread while the store and the snapshot load: it is the
+    largest part of start-up (about 0.4 s for openai, 1 s for anthropic)."""
+    from qwen_agent_cli import provider
+
+    threading.Thread(target=provider.preload, args=(wire_format,), daemon=True).start()
+
+
 @app.command()
 def run(
     prompt: Annotated[str, typer.Argument(help='The task; "-" reads it from stdin.')],
@@ -54,6 +63,7 @@ def run(
     api_key_env: KeyEnvOpt = None,
     thinking: ThinkingOpt = None,
     preserve_thinking: PreserveOpt = None,
+    thinking_budget: ThinkingBudgetOpt = None,
     resume: ResumeOpt = None,
     continue_: ContinueOpt = False,
     sandbox: SandboxOpt = None,
@@ -69,15 +79,12 @@ def run(
     directory: DirOpt = None,
 ) -> None:
     """Run a task to completion without a person; prints text or JSON."""
-    from qwen_agent_cli import provider as provider_module
-
-    preload = threading.Thread(target=provider_module.preload, daemon=True)
-    preload.start()
     from qwen_agent_cli.assemble import assemble, workdir_of
 
     workdir = workdir_of(directory)
     flags = setting_flags(locals())
     settings = settings_for(workdir, **flags)
+    preload_sdk(settings.profile.format)
     text = read_prompt(prompt)
     session_store = open_store(settings)
     try:
@@ -125,6 +132,7 @@ def ci(
     api_key_env: KeyEnvOpt = None,
     thinking: ThinkingOpt = None,
     preserve_thinking: PreserveOpt = None,
+    thinking_budget: ThinkingBudgetOpt = None,
     sandbox: SandboxOpt = None,
     approval: ApprovalOpt = None,
     max_turns: MaxTurnsOpt = None,
@@ -137,14 +145,12 @@ def ci(
     directory: DirOpt = None,
 ) -> None:
     """CI bug-fix job: verify the failure, fix it, re-verify, leave a patch and a report."""
-    from qwen_agent_cli import provider as provider_module
-
-    threading.Thread(target=provider_module.preload, daemon=True).start()
     from qwen_agent_cli.assemble import workdir_of
     from qwen_agent_cli.ci import CiJob, run_ci
 
     workdir = workdir_of(directory)
     settings = settings_for(workdir, **setting_flags(locals()))
+    preload_sdk(settings.profile.format)
     if issue and prompt:
         raise ConfigError("use either --issue FILE or --prompt TEXT, not both")
     issue_text = prompt or ""
@@ -181,6 +187,7 @@ def repl(
     api_key_env: KeyEnvOpt = None,
     thinking: ThinkingOpt = None,
     preserve_thinking: PreserveOpt = None,
+    thinking_budget: ThinkingBudgetOpt = None,
     resume: ResumeOpt = None,
     continue_: ContinueOpt = False,
     sandbox: SandboxOpt = None,
@@ -238,6 +245,14 @@ def repl(
 
 @app.command()
 def demo(
+    provider: Annotated[
+        str | None,
+        typer.Option(
+            "--provider",
+            help="Play the demo in this profile's wire format (an Anthropic-format profile "
+            "such as dashscope-anthropic speaks /v1/messages); no network either way.",
+        ),
+    ] = None,
     sandbox: SandboxOpt = None,
     store: StoreOpt = None,
 ) -> None:
@@ -245,6 +260,6 @@ def demo(
     from qwen_agent_cli.demo import run_demo
     from qwen_agent_cli.ui.render import Renderer
 
-    settings = settings_for(None, sandbox=sandbox, store=store)
+    settings = settings_for(None, provider=provider, sandbox=sandbox, store=store)
     renderer = Renderer.to_stdout(thinking="full")
     raise typer.Exit(run_demo(settings, env=os.environ, show=renderer.write, say=renderer.say))

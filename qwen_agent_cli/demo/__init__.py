@@ -49,11 +49,12 @@ def run_demo(
     workroot = Path(tempfile.mkdtemp(prefix="qac-demo-"))
     try:
         repo = copy_sample_repo(workroot)
+        anthropic = settings.profile.format == "anthropic"
         with ScriptedServer(turns, **options) as server:
             demo_settings = dataclasses.replace(
                 settings,
-                provider="vllm",
-                base_url=server.url,
+                provider="anthropic" if anthropic else "vllm",
+                base_url=server.anthropic_url if anthropic else server.url,
                 model="qwen3.6-demo",
                 api_key_env="",
                 test_cmd=DEMO_TEST_CMD,
@@ -64,7 +65,8 @@ def run_demo(
                 max_cost=None,
             )
             say(f"qac demo: a sample repo with a failing test at {repo}")
-            say(f"scripted model at {server.url}; no network, no key\n")
+            wire = "Anthropic Messages" if anthropic else "OpenAI chat completions"
+            say(f"scripted model ({wire}) at {server.url}; no network, no key\n")
             say(f"> {DEMO_PROMPT}\n")
             store = SessionStore(store_path(settings, env))
             try:
@@ -83,12 +85,7 @@ def run_demo(
                 verify = built.executor.run(DEMO_TEST_CMD, cwd=repo, timeout=60)
             finally:
                 store.close()
-            replayed = sum(
-                1
-                for m in server.requests[-1]["messages"]
-                if m.get("role") == "assistant"
-                and (m.get("reasoning") or m.get("reasoning_content"))
-            )
+            replayed = sum(map(_reasoning_blocks, server.requests[-1]["messages"]))
     finally:
         shutil.rmtree(workroot, ignore_errors=True)
     assert result is not None
@@ -102,3 +99,15 @@ def run_demo(
         f"`qac sessions show {result.session_id} --thinking`."
     )
     return 0 if green and result.status == Status.DONE else 1
+
+
+def _reasoning_blocks(message: dict[str, object]) -> int:
+    """Earlier reasoning one request message carries: its reasoning field (chat completions)
+    or its thinking blocks (Anthropic Messages)."""
+    if message.get("role") != "assistant":
+        return 0
+    if message.get("reasoning") or message.get("reasoning_content"):
+        return 1
+    content = message.get("content")
+    blocks = content if isinstance(content, list) else []
+    return sum(1 for b in blocks if isinstance(b, dict) and b.get("type") == "thinking")

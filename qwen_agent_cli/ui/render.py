@@ -137,9 +137,9 @@ class Renderer:
                     "verbatim (all stay in the store)",
                     "dim",
                 )
-            case ErrorEvent(message=message, retrying=retrying):
+            case ErrorEvent(message=message, retrying=retrying, notice=notice):
                 self.end_block()
-                label = "retrying" if retrying else "error"
+                label = "note" if notice else "retrying" if retrying else "error"
                 self.console.print(
                     f"[yellow]{label}:[/] {escape(visible(message))}", highlight=False
                 )
