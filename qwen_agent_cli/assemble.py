@@ -21,6 +21,7 @@ from qwen_agent_cli.config import Settings
 from qwen_agent_cli.dispatch import Dispatcher
 from qwen_agent_cli.errors import ConfigError, StoreError
 from qwen_agent_cli.guard import homes, secret_paths
+from qwen_agent_cli.modelinfo import model_info
 from qwen_agent_cli.mounts import toolchain_env
 from qwen_agent_cli.provider import RetryPolicy, make_provider
 from qwen_agent_cli.repository import Repository
@@ -245,6 +246,11 @@ def assemble(
     # The lease goes back when the caller closes the store, however the run ends.
     store.acquire(session.id)
     mode = settings.approval or default_approval
+    model = model_info(settings, key)
+    notices = list(format_notice(session, profile.format) if resumed else ())
+    priced = model.price_notice(max_cost=settings.max_cost)
+    if priced:
+        notices.append(priced)
     provider = make_provider(
         profile,
         key,
@@ -253,7 +259,7 @@ def assemble(
         retry=RetryPolicy(settings.retries, settings.retry_base_delay, settings.retry_max_delay),
         request_timeout=settings.request_timeout,
         idle_timeout=settings.stream_idle_timeout,
-        price=settings.pricing.get(profile.model),
+        price=model.price,
     )
     agent = Agent(
         model=provider,
@@ -265,7 +271,7 @@ def assemble(
             approver or NonInteractiveApprover(mode),
         ),
         compactor=Compactor(
-            settings.context_window or profile.context_window,
+            model.window,
             settings.compact_at,
             settings.compact_keep,
         ),
@@ -277,7 +283,7 @@ def assemble(
             stuck_stop_after=settings.stuck_stop_after,
         ),
         repository=repository,
-        notices=format_notice(session, profile.format) if resumed else (),
+        notices=notices,
     )
     return Assembly(agent, resumed, executor, repository)
 

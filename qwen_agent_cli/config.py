@@ -13,11 +13,12 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from qwen_agent_cli.catalogue import Catalogue, load_catalogue
 from qwen_agent_cli.errors import ConfigError, ToolError
 from qwen_agent_cli.guard import read_capped
 from qwen_agent_cli.profiles import Price as Price
 from qwen_agent_cli.profiles import Profile as Profile
-from qwen_agent_cli.profiles import check_anthropic_limits, load_pricing, load_profiles
+from qwen_agent_cli.profiles import check_anthropic_limits, load_profiles
 from qwen_agent_cli.profiles import packaged_text as packaged_text
 from qwen_agent_cli.profiles import parse_toml as _parse_toml
 
@@ -31,6 +32,7 @@ TRUST_REQUIRED = frozenset(
     {
         "provider",
         "providers",
+        "models",
         "base_url",
         "api_key_env",
         "sandbox",
@@ -128,8 +130,9 @@ class Settings:
     """Identical failing calls before the run ends with stuck."""
     providers: dict[str, Profile] = field(default_factory=dict)
     """All known profiles, packaged and user-defined."""
-    pricing: dict[str, Price] = field(default_factory=dict)
-    """USD per million tokens, by model."""
+    catalogue: Catalogue = field(default_factory=lambda: load_catalogue())
+    """Each model's window, prices, image and preserve support (configs/models.toml with the
+    user's [models."NAME"] tables over it)."""
     untrusted_keys: tuple[str, ...] = ()
     """Keys of an untrusted project's config that were ignored (for the one line saying so)."""
 
@@ -150,7 +153,7 @@ class Settings:
         )
 
 
-NOT_SETTINGS = frozenset({"providers", "pricing", "untrusted_keys"})
+NOT_SETTINGS = frozenset({"providers", "catalogue", "untrusted_keys"})
 SETTING_NAMES = frozenset(f.name for f in fields(Settings)) - NOT_SETTINGS
 
 
@@ -165,7 +168,7 @@ def load_settings(
     """Merge every layer into one validated Settings; a bad value names its source. An
     untrusted project's config sets preferences only (TRUST_REQUIRED keys are left out)."""
     values: dict[str, Any] = {}
-    user_profiles: dict[str, dict[str, Any]] = {}
+    user_profiles: dict[str, dict[str, dict[str, Any]]] = {"providers": {}, "models": {}}
     ignored: list[str] = []
     _merge(values, user_profiles, _parse_toml(packaged_text("defaults.toml"), "packaged defaults"))
     if user_file is not None and user_file.is_file():
@@ -213,24 +216,27 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def _merge(
     values: dict[str, Any],
-    profiles: dict[str, dict[str, Any]],
+    tables: dict[str, dict[str, dict[str, Any]]],
     data: dict[str, Any],
     source: str = "packaged defaults",
     *,
     ignored: list[str] | None = None,
 ) -> None:
-    """Flatten `[sandbox] mode/network` into `sandbox`/`sandbox_network` and collect profiles.
-    With `ignored` (an untrusted layer), TRUST_REQUIRED keys are checked, then listed there
-    instead of set."""
+    """Flatten `[sandbox] mode/network` into `sandbox`/`sandbox_network` and collect the
+    `[providers.NAME]` and `[models."NAME"]` tables. With `ignored` (an untrusted layer),
+    TRUST_REQUIRED keys are checked, then listed there instead of set (a project could
+    otherwise point a profile elsewhere, or price a model at 0 to lift --max-cost)."""
     for key, value in data.items():
-        if key == "providers" and ignored is not None:
-            ignored.append("providers")
+        if key in tables and ignored is not None:
+            ignored.append(key)
             continue
-        if key == "providers" and isinstance(value, dict):
+        if key in tables:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: [{key}] must be a table of tables")
             for name, table in value.items():
                 if not isinstance(table, dict):
-                    raise ConfigError(f"{source}: [providers.{name}] must be a table")
-                profiles.setdefault(name, {}).update(table)
+                    raise ConfigError(f"{source}: [{key}.{name}] must be a table")
+                tables[key].setdefault(name, {}).update(table)
             continue
         if isinstance(value, dict) and key in ("sandbox", "approval"):
             for sub, subvalue in value.items():
@@ -312,10 +318,10 @@ def _from_string(name: str, raw: str, where: str) -> Any:
     return text
 
 
-def _build(values: dict[str, Any], user_profiles: dict[str, dict[str, Any]]) -> Settings:
-    providers = load_profiles(user_profiles)
-    pricing = load_pricing()
-    settings = Settings(providers=providers, pricing=pricing, **values)
+def _build(values: dict[str, Any], tables: dict[str, dict[str, dict[str, Any]]]) -> Settings:
+    providers = load_profiles(tables["providers"])
+    catalogue = load_catalogue(tables["models"], "your config")
+    settings = Settings(providers=providers, catalogue=catalogue, **values)
     _check_choice("sandbox", settings.sandbox, SANDBOX_MODES)
     _check_choice("output_format", settings.output_format, OUTPUT_FORMATS)
     if settings.approval is not None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from qwen_agent_cli.assemble import api_key, build_executor, store_path
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import QacError
+from qwen_agent_cli.modelinfo import doctor_lines, model_info
 from qwen_agent_cli.provider import ChatProvider, RetryPolicy, make_provider
 from qwen_agent_cli.sandbox import find_bwrap, preflight
 from qwen_agent_cli.store import SessionStore
@@ -116,6 +117,15 @@ def run_checks(
         yield Check("model", listed or not models, detail)
     except QacError as exc:
         yield Check("endpoint", False, f"{exc}; check --base-url and that the server is running")
+    info = model_info(settings, key, ask_server=reachable)
+    for line in doctor_lines(settings, info):
+        first = line.split(maxsplit=1)[0]
+        name = {"window": "window", "context_window": "window", "up": "window"}.get(first)
+        name = name or ("price" if first in ("price", "no") else "catalogue")
+        # A hosted model without a price fails: its cost would read $0 and --max-cost do nothing;
+        # a window set above what the server reports fails on long prompts.
+        bad = (first == "no" and info.hosted) or first == "context_window"
+        yield Check(name, not bad, line)
     if profile.format == "anthropic":
         yield Check(
             "preserve",

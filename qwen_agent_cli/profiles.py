@@ -45,6 +45,8 @@ class Profile:
     max_tokens_field: str = "max_tokens"
     thinking_budget: int = 16384
     cache_control: bool = False
+    window_from_server: bool = False
+    """The server reports its real window on /v1/models (vLLM's and SGLang's max_model_len)."""
 
     def honours_preserve(self, model: str) -> bool:
         """Whether this profile has a preserve switch that the given model obeys."""
@@ -117,8 +119,9 @@ def _profile(name: str, table: Mapping[str, Any]) -> Profile:
         raise ConfigError(f"{where}: max_tokens_field must be max_tokens or max_completion_tokens")
     if not isinstance(profile.thinking_budget, int) or profile.thinking_budget < 1:
         raise ConfigError(f"{where}: thinking_budget must be a whole number of tokens, 1 or more")
-    if not isinstance(profile.cache_control, bool):
-        raise ConfigError(f"{where}: cache_control must be true or false")
+    for flag in ("cache_control", "window_from_server"):
+        if not isinstance(getattr(profile, flag), bool):
+            raise ConfigError(f"{where}: {flag} must be true or false")
     bad = set(profile.reasoning_fields) - set(REASONING_FIELDS)
     if bad:
         raise ConfigError(f"{where}: unknown reasoning_fields {', '.join(sorted(bad))}")
@@ -140,9 +143,3 @@ def check_anthropic_limits(profile: Profile, *, thinking: bool) -> None:
             f"thinking_budget ({profile.thinking_budget}) must be below max_tokens "
             f"({profile.max_tokens}) on the Anthropic format: lower one or raise the other"
         )
-
-
-def load_pricing() -> dict[str, Price]:
-    """The packaged price table, by model name."""
-    tables = parse_toml(packaged_text("pricing.toml"), "packaged pricing.toml")
-    return {model: Price(**table) for model, table in tables.items()}

@@ -18,11 +18,12 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from qwen_agent_cli import scripted_anthropic as anthropic
+from qwen_agent_cli import scripted_openai as openai
 
 DEFAULT_MODEL = "qwen3.6-plus"
 
@@ -65,11 +66,14 @@ class ScriptedServer:
         check_prefix: bool = True,
         host: str = "127.0.0.1",
         port: int = 0,
+        max_model_len: int | None = None,
     ) -> None:
         self.turns: list[dict[str, Any]] = list(turns or [])
         self.reasoning_field = reasoning_field
         self.model = model
         self.check_prefix = check_prefix
+        self.max_model_len = max_model_len
+        """Reported on GET /v1/models as vLLM does (None: left out, as hosted APIs do)."""
         self.requests: list[dict[str, Any]] = []
         self.formats: list[str] = []
         """"openai" or "anthropic" per request, in the order of `requests`."""
@@ -206,8 +210,14 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:
             if self.path.split("?")[0].rstrip("/").endswith("/models"):
                 # Fields of both SDKs' model objects and list pages.
-                model = {"id": server.model, "object": "model", "owned_by": "scripted"}
+                model: dict[str, object] = {
+                    "id": server.model,
+                    "object": "model",
+                    "owned_by": "scripted",
+                }
                 model.update(type="model", display_name=server.model, created_at=_CREATED)
+                if server.max_model_len is not None:
+                    model["max_model_len"] = server.max_model_len
                 page = {"object": "list", "data": [model], "has_more": False}
                 self._json(200, {**page, "first_id": server.model, "last_id": server.model})
             else:
@@ -261,11 +271,11 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             elif body.get("stream"):
                 frames = (
                     c if c is None else b"data: " + c.encode() + b"\n\n"
-                    for c in _chunks(server, body, script_turn)
+                    for c in openai.chunks(server, body, script_turn)
                 )
                 self._stream(frames, script_turn, trailer=b"data: [DONE]\n\n")
             else:
-                self._json(200, _completion(server, body, script_turn))
+                self._json(200, openai.completion(server, body, script_turn))
 
         def _json(self, status: int, data: Any, headers: dict[str, str] | None = None) -> None:
             payload = json.dumps(data).encode()
@@ -334,101 +344,6 @@ def _error(protocol: str, status: int, fault: dict[str, Any]) -> dict[str, Any]:
     if protocol == "anthropic":
         return anthropic.error_body(status, fault)
     return {"error": {"message": fault.get("message", f"scripted fault {status}")}}
-
-
-def _usage(server: ScriptedServer, body: dict[str, Any], script_turn: dict[str, Any]) -> Any:
-    if "usage" in script_turn:
-        return script_turn["usage"]
-    thinking = script_turn.get("thinking") or ""
-    produced = len(thinking) + len(script_turn.get("text") or "")
-    produced += sum(len(c["arguments"]) for c in anthropic.tool_calls(script_turn, "call_"))
-    prompt = len(json.dumps(body.get("messages"))) // 4
-    return {
-        "prompt_tokens": prompt,
-        "completion_tokens": produced // 4 + 1,
-        "total_tokens": prompt + produced // 4 + 1,
-        "prompt_tokens_details": {"cached_tokens": server.cached_tokens(body)},
-        "completion_tokens_details": {"reasoning_tokens": len(thinking) // 4},
-    }
-
-
-def _chunks(
-    server: ScriptedServer, body: dict[str, Any], script_turn: dict[str, Any]
-) -> Iterator[str | None]:
-    """The SSE data payloads of one turn; None means: cut the connection here."""
-    field = script_turn.get("reasoning_field", server.reasoning_field)
-    count = int(script_turn.get("pieces", 3))
-    cut = script_turn.get("cut")
-    created = int(time.time())
-
-    def chunk(delta: dict[str, Any], finish: str | None = None, **top: Any) -> str:
-        choice = {"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}
-        data = {"id": "chatcmpl-scripted", "object": "chat.completion.chunk", "created": created}
-        return json.dumps(
-            {**data, "model": body.get("model", server.model), "choices": [choice], **top}
-        )
-
-    def call_chunk(index: int, ident: str, function: dict[str, str]) -> str:
-        call = {"index": index, "id": ident, "type": "function", "function": function}
-        return chunk({"tool_calls": [call]})
-
-    if script_turn.get("empty"):
-        yield chunk({"role": "assistant", "content": ""}, "stop")
-        return
-    yield chunk({"role": "assistant", "content": None, field: ""})
-    while script_turn.get("endless"):  # until the client hangs up or the server stops
-        yield chunk({"content": script_turn.get("text") or "and so on " * 100})
-    thinking = anthropic.pieces(script_turn.get("thinking") or "", count)
-    for index, piece in enumerate(thinking):
-        if cut == "reasoning" and index == len(thinking) // 2:
-            yield None
-        yield chunk({field: piece})
-    text = anthropic.pieces(script_turn.get("text") or "", count)
-    for index, piece in enumerate(text):
-        if cut == "content" and index == len(text) // 2:
-            yield None
-        yield chunk({"content": piece})
-    calls = anthropic.tool_calls(script_turn, "call_")
-    for index, call in enumerate(calls):
-        yield call_chunk(index, call["id"], {"name": call["name"], "arguments": ""})
-        parts = anthropic.pieces(call["arguments"], count)
-        for number, part in enumerate(parts):
-            if cut == "tool_args" and number == len(parts) // 2:
-                yield None
-            yield call_chunk(index, "", {"arguments": part})
-    if cut:
-        yield None
-    yield chunk({"content": ""}, "tool_calls" if calls else "stop")
-    yield chunk({}, choices=[], usage=_usage(server, body, script_turn))
-
-
-def _completion(
-    server: ScriptedServer, body: dict[str, Any], script_turn: dict[str, Any]
-) -> dict[str, Any]:
-    field = script_turn.get("reasoning_field", server.reasoning_field)
-    calls = anthropic.tool_calls(script_turn, "call_")
-    message: dict[str, Any] = {"role": "assistant", "content": script_turn.get("text") or ""}
-    if script_turn.get("thinking"):
-        message[field] = script_turn["thinking"]
-    if calls:
-        message["tool_calls"] = [
-            {
-                "id": c["id"],
-                "type": "function",
-                "function": {"name": c["name"], "arguments": c["arguments"]},
-            }
-            for c in calls
-        ]
-    return {
-        "id": "chatcmpl-scripted",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": body.get("model", server.model),
-        "choices": [
-            {"index": 0, "message": message, "finish_reason": "tool_calls" if calls else "stop"}
-        ],
-        "usage": _usage(server, body, script_turn),
-    }
 
 
 def load_script(data: Any) -> tuple[list[dict[str, Any]], dict[str, Any]]:

@@ -5,6 +5,8 @@ byte for byte in their places; requests only grow; faults map as on the OpenAI p
 from __future__ import annotations
 
 import itertools
+import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +15,7 @@ from anthropic.types.message_create_params import MessageCreateParamsStreaming
 from pydantic import TypeAdapter
 
 from qwen_agent_cli.scripted import ScriptedServer, turn
-from tests.conftest import TEST_CMD, run_process
+from tests.conftest import TEST_CMD, run_process, server_args
 
 REQUEST = TypeAdapter(MessageCreateParamsStreaming)
 
@@ -154,3 +156,365 @@ def test_a_tool_loop_a_second_turn_and_a_resume_send_every_block_back(
     assert last[-1]["content"][-1]["cache_control"] == {"type": "ephemeral"}
     assert requests[0]["system"][0]["cache_control"] == {"type": "ephemeral"}
     assert requests[0]["tools"][-1]["cache_control"] == {"type": "ephemeral"}
+
+
+def run_anthropic(qac, server: ScriptedServer, repo: Path, *extra: str, prompt: str = "fix it"):
+    return qac(
+        "run",
+        prompt,
+        *anthropic_args(server),
+        "-C",
+        str(repo),
+        "--test-cmd",
+        TEST_CMD,
+        "--output-format",
+        "json",
+        *extra,
+    )
+
+
+def test_parallel_calls_get_one_user_message_of_results_in_call_order(
+    qac, model_server: ScriptedServer, repo: Path, key: str
+) -> None:
+    model_server.script(
+        turn(
+            thinking="Read both files at once.",
+            tool_calls=[("read_file", {"path": "calc.py"}), ("read_file", {"path": "AGENTS.md"})],
+        ),
+        turn(thinking="Seen both.", text="Both read."),
+    )
+    out = run_anthropic(qac, model_server, repo)
+    assert out.code == 0, out.stderr
+    messages = model_server.requests[1]["messages"]
+    assert [m["role"] for m in messages] == ["user", "assistant", "user"]
+    uses = [b for b in messages[1]["content"] if b["type"] == "tool_use"]
+    results = messages[2]["content"]
+    assert [b["type"] for b in results] == ["tool_result", "tool_result"]
+    assert [b["tool_use_id"] for b in results] == [b["id"] for b in uses]
+    assert "def average" in results[0]["content"]
+    assert "Run tests with" in results[1]["content"]
+
+
+def test_redacted_thinking_and_an_empty_signature_round_trip_and_no_thinking_sends_disabled(
+    qac, model_server: ScriptedServer, repo: Path, key: str
+) -> None:
+    model_server.script(
+        turn(
+            redacted=["b3BhcXVlLWJ5dGVz", "c2Vjb25k"],
+            thinking="",
+            tool_call=("read_file", {"path": "calc.py"}),
+        ),
+        turn(text="Read it."),
+    )
+    out = run_anthropic(qac, model_server, repo, "--no-thinking")
+    assert out.code == 0, out.stderr
+    first, second = model_server.requests
+    assert first["thinking"] == {"type": "disabled"}
+    assert second["thinking"] == {"type": "disabled"}
+    content = second["messages"][1]["content"]
+    assert content[:3] == [
+        {"type": "redacted_thinking", "data": "b3BhcXVlLWJ5dGVz"},
+        {"type": "redacted_thinking", "data": "c2Vjb25k"},
+        {"type": "thinking", "thinking": "", "signature": ""},
+    ]
+    REQUEST.validate_python(second)
+
+
+def test_no_preserve_drops_thinking_before_the_last_user_message(
+    qac, model_server: ScriptedServer, repo: Path, key: str
+) -> None:
+    model_server.script(
+        turn(thinking="FIRST-THOUGHT", signature="s1", text="One."),
+        turn(
+            thinking="SECOND-THOUGHT", signature="s2", tool_call=("read_file", {"path": "calc.py"})
+        ),
+        turn(thinking="THIRD-THOUGHT", signature="s3", text="Two."),
+    )
+    first = run_anthropic(qac, model_server, repo, "--no-preserve-thinking")
+    assert first.code == 0, first.stderr
+    model_server.check_prefix = False  # dropping earlier thinking changes the prefix
+    again = run_anthropic(
+        qac,
+        model_server,
+        repo,
+        "--no-preserve-thinking",
+        "--resume",
+        str(first.json()["session_id"]),
+        prompt="and now?",
+    )
+    assert again.code == 0, again.stderr
+    last = json.dumps(model_server.requests[-1]["messages"])
+    assert "FIRST-THOUGHT" not in last
+    assert "SECOND-THOUGHT" in last
+    assert '"signature": "s2"' in last
+    assert "One." in last
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        turn(fault={"status": 529, "message": "busy"}),
+        turn(fault={"status": 429, "retry_after": 0, "message": "slow down"}),
+        turn(thinking="partial", stream_error={"type": "overloaded_error", "message": "busy"}),
+        turn(thinking="partial thought that is cut", cut="reasoning"),
+        turn(
+            thinking="calling",
+            tool_call=("edit_file", {"path": "calc.py", "old": "//", "new": "/"}),
+            cut="tool_args",
+        ),
+    ],
+    ids=["529", "429-retry-after", "error-event", "cut-thinking", "cut-tool-input"],
+)
+def test_transient_faults_are_retried_without_running_a_tool_twice(
+    qac, model_server: ScriptedServer, repo: Path, key: str, fault: dict[str, Any]
+) -> None:
+    model_server.script(
+        fault,
+        turn(
+            thinking="Fix it.",
+            tool_call=(
+                "edit_file",
+                {"path": "calc.py", "old": "sum(values) // len", "new": "sum(values) / len"},
+            ),
+        ),
+        turn(thinking="Done.", text="Fixed."),
+    )
+    out = run_anthropic(qac, model_server, repo, "--output-format", "stream-json")
+    assert out.code == 0, out.stderr
+    events = out.lines()
+    assert [e["type"] for e in events].count("tool_call") == 1
+    assert any(e["type"] == "error" and e["retrying"] for e in events)
+    assert events[-1]["status"] == "done"
+    assert "/ len(values)" in (repo / "calc.py").read_text()
+    assert len(model_server.requests) == 3
+
+
+def test_refusals_end_the_run_with_exit_3_and_the_servers_message(
+    qac, model_server: ScriptedServer, repo: Path, key: str
+) -> None:
+    model_server.script(
+        turn(stream_error={"type": "invalid_request_error", "message": "bad thinking block"})
+    )
+    out = run_anthropic(qac, model_server, repo)
+    assert out.code == 3
+    assert "bad thinking block" in out.stderr
+    model_server.script(turn(fault={"status": 401, "message": "invalid x-api-key"}))
+    out = run_anthropic(qac, model_server, repo)
+    assert out.code == 3
+    assert "invalid x-api-key" in out.stderr
+    assert "DASHSCOPE_API_KEY" in out.stderr
+
+
+def test_broken_tool_input_is_a_tool_error_and_goes_back_as_an_object(
+    qac, model_server: ScriptedServer, repo: Path, key: str
+) -> None:
+    broken = '{"path": "calc.py"'
+    model_server.script(
+        turn(thinking="Read.", tool_call=("read_file", broken)),
+        turn(thinking="My JSON was broken.", text="Sorry."),
+    )
+    out = run_anthropic(qac, model_server, repo)
+    assert out.code == 0, out.stderr
+    messages = model_server.requests[1]["messages"]
+    use = messages[1]["content"][-1]
+    assert use["input"] == {"invalid_arguments": broken}
+    result = messages[2]["content"][0]
+    assert result["is_error"] is True
+    REQUEST.validate_python(model_server.requests[1])
+
+
+def test_compaction_keeps_recent_turns_blocks_unmodified(
+    qac, model_server: ScriptedServer, repo: Path, key: str
+) -> None:
+    (repo / "big.txt").write_text("".join(f"line {n}: lorem ipsum dolor\n" for n in range(300)))
+    (repo / ".qac").mkdir()
+    (repo / ".qac" / "config.toml").write_text(
+        "context_window = 20000\ncompact_at = 0.5\ncompact_keep = 0.1\n"
+    )
+    model_server.script(
+        turn(
+            thinking="THINK-1",
+            signature="s-1",
+            tool_call=("read_file", {"path": "big.txt"}),
+            usage={"input_tokens": 2000, "output_tokens": 20},
+        ),
+        turn(
+            thinking="THINK-2",
+            signature="s-2",
+            tool_call=("read_file", {"path": "AGENTS.md"}),
+            usage={"input_tokens": 100, "cache_read_input_tokens": 6000, "output_tokens": 20},
+        ),
+        turn(
+            thinking="THINK-3",
+            signature="s-3",
+            tool_call=("read_file", {"path": "calc.py"}),
+            usage={"input_tokens": 9950, "output_tokens": 20},
+        ),
+        turn(text="SUMMARY: fix average.", usage={"input_tokens": 10100, "output_tokens": 30}),
+        turn(
+            thinking="THINK-5",
+            signature="s-5",
+            text="Done.",
+            reset_prefix=True,
+            usage={"input_tokens": 900, "output_tokens": 5},
+        ),
+    )
+    out = run_anthropic(qac, model_server, repo, "--output-format", "stream-json")
+    assert out.code == 0, out.stderr
+    assert [len(r["messages"]) for r in model_server.requests] == [1, 3, 5, 8, 5]
+    summary_request, after = model_server.requests[3], model_server.requests[4]
+    assert "The conversation is about to" in summary_request["messages"][-1]["content"][0]["text"]
+    messages = after["messages"]
+    assert "SUMMARY: fix average." in messages[0]["content"][0]["text"]
+    kept = [b for m in messages for b in m["content"] if b["type"] == "thinking"]
+    assert kept[-1] == {"type": "thinking", "thinking": "THINK-3", "signature": "s-3"}
+    assert "THINK-1" not in json.dumps(messages)
+    REQUEST.validate_python(after)
+
+
+def test_ci_fixes_a_failing_test_on_this_format(
+    qac, model_server: ScriptedServer, repo: Path, key: str
+) -> None:
+    model_server.script(
+        turn(
+            thinking="average floors; use /.",
+            signature="ci-1",
+            tool_call=(
+                "edit_file",
+                {"path": "calc.py", "old": "sum(values) // len", "new": "sum(values) / len"},
+            ),
+        ),
+        turn(thinking="Verify.", signature="ci-2", tool_call=("run_tests", {})),
+        turn(thinking="Green.", signature="ci-3", text="Fixed."),
+    )
+    out = qac("ci", "--test-cmd", TEST_CMD, *anthropic_args(model_server), "-C", str(repo))
+    assert out.code == 0, out.stderr
+    report = json.loads((repo / ".qac-out" / "report.json").read_text())
+    assert report["status"] == "fixed"
+    lines = (repo / ".qac-out" / "session.jsonl").read_text().splitlines()
+    stored = [json.loads(line)["message"] for line in lines[1:]]
+    blocks = [m["blocks"] for m in stored if m["role"] == "assistant"]
+    assert blocks[0][0] == {
+        "type": "thinking",
+        "thinking": "average floors; use /.",
+        "signature": "ci-1",
+    }
+    assert model_server.requests[-1]["messages"][1]["content"][0]["signature"] == "ci-1"
+
+
+@pytest.mark.parametrize(
+    ("answer", "verdict"),
+    [("papaya", "ok   thinking: preserved"), ("no idea", "FAIL thinking: not preserved")],
+)
+def test_doctor_thinking_probe_works_on_this_format(
+    qac, repo: Path, key: str, answer: str, verdict: str
+) -> None:
+    turns = [
+        turn(thinking="The secret noun is PAPAYA.", signature="probe-sig", text="READY"),
+        turn(thinking="Recall.", text=answer),
+    ]
+    with ScriptedServer(turns, model="qwen3.6-plus") as server:
+        out = qac("doctor", "--thinking", *anthropic_args(server), "-C", str(repo))
+        second = server.requests[1]
+        assert server.violations == []
+    assert verdict in out.stdout, out.stdout
+    assert second["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "The secret noun is PAPAYA.",
+        "signature": "probe-sig",
+    }
+    assert "ok   preserve: Anthropic format" in out.stdout
+
+
+def test_export_import_and_resume_keep_the_blocks(
+    qac, model_server: ScriptedServer, repo: Path, key: str, tmp_path: Path
+) -> None:
+    model_server.script(
+        turn(redacted=["REDACT"], thinking="T1", signature="sig-1", text="First."),
+    )
+    first = run_anthropic(qac, model_server, repo)
+    assert first.code == 0, first.stderr
+    session = str(first.json()["session_id"])
+    exported = tmp_path / "session.jsonl"
+    assert qac("sessions", "export", session, "-o", str(exported)).code == 0
+    other_home = tmp_path / "other-home"
+    env = {**os.environ, "QAC_HOME": str(other_home)}
+    imported = run_process("sessions", "import", str(exported), env=env)
+    assert imported.code == 0, imported.stderr
+    new_id = imported.stdout.split()[-1].strip()
+    model_server.script(turn(thinking="T2", signature="sig-2", text="Second."))
+    again = run_process(
+        "run", "more", "--resume", new_id, "-C", str(repo), "--output-format", "json", env=env
+    )
+    assert again.code == 0, again.stderr
+    assert model_server.requests[-1]["messages"][1]["content"] == [
+        {"type": "redacted_thinking", "data": "REDACT"},
+        {"type": "thinking", "thinking": "T1", "signature": "sig-1"},
+        {"type": "text", "text": "First."},
+    ]
+
+
+def test_a_session_resumed_in_the_other_format_converts_thinking_and_says_so_once(
+    qac, model_server: ScriptedServer, repo: Path, key: str
+) -> None:
+    model_server.script(
+        turn(thinking="OPENAI-THOUGHT", tool_call=("read_file", {"path": "calc.py"})),
+        turn(text="Read."),
+    )
+    first = qac(
+        "run", "look", *server_args(model_server), "-C", str(repo), "--output-format", "json"
+    )
+    assert first.code == 0, first.stderr
+    session = str(first.json()["session_id"])
+    model_server.script(turn(thinking="ANTHROPIC-THOUGHT", signature="sig-a", text="Now here."))
+    moved = qac(
+        "run",
+        "again",
+        "--resume",
+        session,
+        *anthropic_args(model_server),
+        "-C",
+        str(repo),
+        "--output-format",
+        "stream-json",
+    )
+    assert moved.code == 0, moved.stderr
+    notes = [
+        e
+        for e in moved.lines()
+        if e.get("notice") and "signatures cannot travel" in str(e["message"])
+    ]
+    assert len(notes) == 1
+    assert notes[0]["type"] == "error"
+    assert "signatures cannot travel" in moved.stderr
+    request = model_server.requests[-1]
+    assert model_server.formats[-1] == "anthropic"
+    assert request["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "OPENAI-THOUGHT",
+        "signature": "",
+    }
+    REQUEST.validate_python(request)
+
+    model_server.script(turn(thinking="BACK", text="Back."))
+    back = qac(
+        "run",
+        "back",
+        "--resume",
+        session,
+        *server_args(model_server),
+        "-C",
+        str(repo),
+        "--output-format",
+        "json",
+    )
+    assert back.code == 0, back.stderr
+    assistants = [m for m in model_server.requests[-1]["messages"] if m["role"] == "assistant"]
+    assert assistants[-1]["reasoning"] == "ANTHROPIC-THOUGHT"
+
+
+def test_demo_plays_offline_on_this_format(tmp_path: Path) -> None:
+    out = run_process("demo", "--provider", "dashscope-anthropic", timeout=120)
+    assert out.code == 0, out.stderr + out.stdout
+    assert "Anthropic Messages" in out.stdout
+    assert "the last request carried 4 earlier reasoning blocks" in out.stdout

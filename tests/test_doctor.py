@@ -22,8 +22,23 @@ def test_all_checks_pass_against_a_working_server(qac, repo: Path):
         )
     assert out.code == 0, out.stdout
     names = [line.split()[1].rstrip(":") for line in out.stdout.splitlines()]
-    assert names == ["key", "endpoint", "model", "preserve", "sandbox", "git", "store"]
+    assert names == [
+        "key",
+        "endpoint",
+        "model",
+        "catalogue",
+        "window",
+        "price",
+        "catalogue",
+        "catalogue",
+        "preserve",
+        "sandbox",
+        "git",
+        "store",
+    ]
     assert all(line.startswith("ok") for line in out.stdout.splitlines())
+    assert "ok   window: window 1,000,000 tokens (catalogue)" in out.stdout
+    assert "ok   price: no price known for qwen3.6-plus" in out.stdout
 
 
 def test_problems_are_reported_with_their_fix(qac, repo: Path):
