@@ -1,1 +1,1 @@
-"""Shipped default configuration (providers, the model catalogue, defaults), read as package data."""
+"""Shipped default configuration (providers, the model catalogue, defaults), as package data."""

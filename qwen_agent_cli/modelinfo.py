@@ -14,7 +14,6 @@ from qwen_agent_cli.catalogue import (
     ModelFacts,
     describe,
     effective_window,
-    server_window,
 )
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.profiles import Price, Profile
@@ -55,6 +54,8 @@ def model_info(settings: Settings, api_key: str = "", *, ask_server: bool = True
     facts = settings.catalogue.facts(profile.model)
     reported = None
     if ask_server and profile.window_from_server and not settings.context_window:
+        from qwen_agent_cli.window_probe import server_window
+
         reported = server_window(models_url(profile), profile.model, api_key)
     window, source = effective_window(
         facts, reported, settings.context_window, profile.context_window

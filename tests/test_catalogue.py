@@ -19,10 +19,10 @@ from qwen_agent_cli.catalogue import (
     effective_window,
     load_catalogue,
     normalise,
-    server_window,
 )
 from qwen_agent_cli.config import Price, packaged_text
 from qwen_agent_cli.errors import ConfigError
+from qwen_agent_cli.window_probe import server_window
 
 VLLM_MODELS = {
     "object": "list",
