@@ -132,34 +132,51 @@ def to_messages(messages: Sequence[Message], preserve: bool) -> list[dict[str, A
 class AnthropicBodyEncoder:
     """Serialises requests piece by piece: each message's JSON (each tool result's, for the
     grouped results) is kept while the same message object is in the same place with the same
-    thinking rule, so a step costs about the same at step 300 as at step 3."""
+    thinking rule. With preservation on, the agent's history only grows between requests, so
+    the joined bytes of every finished wire message are kept too and only the new messages are
+    encoded: a step costs about the same at step 300 as at step 3."""
 
     def __init__(self, profile: Profile, *, thinking: bool, preserve: bool) -> None:
         self.profile = profile
         self.thinking = thinking
         self.preserve = preserve
         self._pieces: dict[int, tuple[Message, bool, bytes]] = {}
+        self._previous: dict[int, tuple[Message, bool, bytes]] = {}
         self._tools_key: tuple[int, int] | None = None
         self._tools_json = b""
+        self._source: Sequence[Message] | None = None
+        self._closed = bytearray()
+        """The joined wire messages before the newest one of the last request: final, since
+        a later request only adds messages after them."""
+        self._closed_count = 0
+        self._closed_last: Message | None = None
 
     def encode(
         self, system: str, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
     ) -> bytes:
-        keeps = keeps_reasoning(messages, self.preserve)
-        fresh: dict[int, tuple[Message, bool, bytes]] = {}
-        parts: list[bytes] = []
+        start = self._closed_count if self._extends(messages) else 0
+        if start == 0:  # a new history: keep only the pieces it still uses
+            self._closed, self._previous, self._pieces = bytearray(), self._pieces, {}
+        keeps = [True] * len(messages) if self.preserve else keeps_reasoning(messages, False)
+        units: list[tuple[int, bytes]] = []  # (index of its first message, JSON)
         results: list[bytes] = []
         last = len(messages) - 1
-        for index, (message, keep) in enumerate(zip(messages, keeps, strict=True)):
-            piece = self._piece(message, keep, self.profile.cache_control and index == last, fresh)
-            if message.role == "tool":
-                results.append(piece)
-                if index == last or messages[index + 1].role != "tool":
-                    parts.append(b'{"role": "user", "content": [' + b", ".join(results) + b"]}")
-                    results = []
-            else:
-                parts.append(piece)
-        self._pieces = fresh
+        for index in range(start, len(messages)):
+            message = messages[index]
+            mark = self.profile.cache_control and index == last
+            piece = self._piece(message, keeps[index], mark)
+            if message.role != "tool":
+                units.append((index, piece))
+                continue
+            results.append(piece)
+            if index == last or messages[index + 1].role != "tool":
+                first = index - len(results) + 1
+                units.append(
+                    (first, b'{"role": "user", "content": [' + b", ".join(results) + b"]}")
+                )
+                results = []
+        joined = b", ".join(part for _, part in units)
+        glue = b", " if self._closed and joined else b""
         head: dict[str, Any] = {"model": self.profile.model, "max_tokens": self.profile.max_tokens}
         head["stream"] = True
         if self.profile.cache_control:
@@ -167,24 +184,36 @@ class AnthropicBodyEncoder:
         else:
             head["system"] = system
         head["thinking"] = thinking_param(self.profile, self.thinking)
-        body = json_bytes(head)[:-1]
+        prefix = json_bytes(head)[:-1]
         if tools:
-            body += b', "tools": ' + self._tools(tools)
-        return body + b', "messages": [' + b", ".join(parts) + b"]}"
+            prefix += b', "tools": ' + self._tools(tools)
+        body = b"".join((prefix, b', "messages": [', self._closed, glue, joined, b"]}"))
+        if units:  # all but the newest wire message are final: keep their bytes
+            finished = b", ".join(part for _, part in units[:-1])
+            self._closed += (b", " if self._closed and finished else b"") + finished
+            self._closed_count = units[-1][0]
+            self._closed_last = messages[self._closed_count - 1] if self._closed_count else None
+        self._source, self._previous = messages, {}
+        return body
 
-    def _piece(
-        self,
-        message: Message,
-        keep: bool,
-        mark: bool,
-        fresh: dict[int, tuple[Message, bool, bytes]],
-    ) -> bytes:
+    def _extends(self, messages: Sequence[Message]) -> bool:
+        """The same list as last time, grown only: its last finished message is still in
+        place (without preservation a new user message changes earlier messages: rebuild)."""
+        done = self._closed_count
+        return (
+            self.preserve
+            and messages is self._source
+            and len(messages) >= done
+            and (done == 0 or messages[done - 1] is self._closed_last)
+        )
+
+    def _piece(self, message: Message, keep: bool, mark: bool) -> bytes:
         """One message's JSON (a tool result's block), from the cache when nothing changed;
         the newest message, when marked for the cache, is encoded afresh each time."""
         key = id(message)
-        cached = self._pieces.get(key)
+        cached = self._pieces.get(key) or self._previous.get(key)
         if not mark and cached is not None and cached[0] is message and cached[1] == keep:
-            fresh[key] = cached
+            self._pieces[key] = cached
             return cached[2]
         wire = self._wire(message, keep)
         if mark:
@@ -196,7 +225,7 @@ class AnthropicBodyEncoder:
                 wire = {**wire, "content": blocks}
             return json_bytes(wire)
         encoded = json_bytes(wire)
-        fresh[key] = (message, keep, encoded)
+        self._pieces[key] = (message, keep, encoded)
         return encoded
 
     @staticmethod

@@ -518,3 +518,105 @@ def test_demo_plays_offline_on_this_format(tmp_path: Path) -> None:
     assert out.code == 0, out.stderr + out.stdout
     assert "Anthropic Messages" in out.stdout
     assert "the last request carried 4 earlier reasoning blocks" in out.stdout
+
+
+def test_the_thinking_budget_is_the_profiles_unless_given_and_must_fit_max_tokens(
+    qac, model_server: ScriptedServer, repo: Path, key: str
+) -> None:
+    model_server.script(turn(thinking="Short.", text="Ok."))
+    out = run_anthropic(qac, model_server, repo, "--thinking-budget", "2048")
+    assert out.code == 0, out.stderr
+    assert model_server.requests[0]["thinking"] == {"type": "enabled", "budget_tokens": 2048}
+    too_big = run_anthropic(qac, model_server, repo, "--thinking-budget", "40000")
+    assert too_big.code == 2
+    assert "thinking_budget (40000) must be below max_tokens (32768)" in too_big.stderr
+
+
+def test_an_unreachable_endpoint_and_a_missing_key_fail_clearly(
+    qac, repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = qac("run", "hi", "--provider", "dashscope-anthropic", "-C", str(repo))
+    assert missing.code == 2
+    assert "DASHSCOPE_API_KEY is not set" in missing.stderr
+    monkeypatch.setenv("QAC_RETRIES", "0")
+    down = qac(
+        "run", "hi", "--provider", "anthropic", "--base-url", "http://127.0.0.1:9", "-C", str(repo)
+    )
+    assert down.code == 3
+    assert "cannot connect to http://127.0.0.1:9" in down.stderr
+    assert "Traceback" not in down.stderr
+
+
+def test_a_stalled_stream_is_retried_after_the_idle_timeout(
+    qac, model_server: ScriptedServer, repo: Path, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QAC_STREAM_IDLE_TIMEOUT", "0.5")
+    monkeypatch.setenv("QAC_RETRY_BASE_DELAY", "0.01")
+    model_server.script(
+        turn(thinking="I will hang here.", stall_after=3, stall_for=30),
+        turn(thinking="Back.", text="Answered."),
+    )
+    out = run_anthropic(qac, model_server, repo)
+    assert out.code == 0, out.stderr
+    assert out.json()["result"] == "Answered."
+    assert "sent nothing for 0.5s" in out.stderr
+
+
+def test_a_server_ignoring_max_tokens_is_cut_at_the_response_cap(
+    qac, model_server: ScriptedServer, repo: Path, key: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("QAC_MAX_TOKENS", "3000")
+    model_server.script(turn(endless=True))
+    out = run_anthropic(
+        qac, model_server, repo, "--thinking-budget", "1024", "--output-format", "stream-json"
+    )
+    assert out.code == 0, out.stderr
+    errors = [e["message"] for e in out.lines() if e["type"] == "error"]
+    assert any("passed 48,000 characters, more than max_tokens allows" in m for m in errors)
+    assert str(out.lines()[-1]["result"]).startswith("and so on")
+
+
+def test_the_repl_runs_on_this_format(model_server: ScriptedServer, repo: Path) -> None:
+    import sys
+
+    import pexpect
+
+    model_server.script(
+        turn(
+            thinking="REPL-THOUGHT", signature="r-1", tool_call=("read_file", {"path": "calc.py"})
+        ),
+        turn(thinking="Seen.", text="REPL-ANSWER"),
+    )
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "qwen_agent_cli",
+            "--provider",
+            "anthropic",
+            "--base-url",
+            model_server.anthropic_url,
+            "--approval",
+            "auto",
+            "-C",
+            str(repo),
+        ],
+        env={**os.environ, "TERM": "xterm-256color"},
+        dimensions=(40, 120),
+        encoding="utf-8",
+        timeout=30,
+    )
+    child.expect_exact("›")  # noqa: RUF001
+    child.send("read calc")
+    child.expect_exact("read calc")
+    child.send("\r")
+    child.expect_exact("REPL-ANSWER")
+    child.expect_exact("›")  # noqa: RUF001
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    assert model_server.formats == ["anthropic", "anthropic"]
+    assert model_server.requests[1]["messages"][1]["content"][0] == {
+        "type": "thinking",
+        "thinking": "REPL-THOUGHT",
+        "signature": "r-1",
+    }

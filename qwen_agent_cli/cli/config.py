@@ -24,7 +24,8 @@ STARTER_CONFIG = """\
 # Layers, later wins: packaged defaults < this user file < .qac/config.toml < QAC_* env < flags.
 
 # provider = "dashscope"        # dashscope, dashscope-cn, openrouter, vllm, sglang, llamacpp,
-#                               # ollama, lmstudio, openai
+#                               # ollama, lmstudio, openai; Anthropic Messages format:
+#                               # dashscope-anthropic, dashscope-anthropic-cn, anthropic
 # model = "qwen3.6-max-preview"
 # base_url = "http://localhost:8000/v1"
 # thinking = true
@@ -33,6 +34,8 @@ STARTER_CONFIG = """\
 # max_cost = 2.0                # USD per run
 # test_cmd = "pytest -q"
 # max_tokens = 32768            # tokens one response may use (0: send no limit)
+# thinking_budget = 16384       # Anthropic format: budget_tokens, below max_tokens
+# context_window = 262144       # your server's window, if it differs from the catalogue
 # stream_idle_timeout = 90      # seconds of silence from the model before a retry
 
 # [sandbox]
@@ -54,6 +57,18 @@ STARTER_CONFIG = """\
 # thinking_switch = "chat_template_kwargs"
 # preserve_switch = "chat_template_kwargs"
 # reasoning_fields = ["reasoning", "reasoning_content"]
+
+# [providers.my-gateway]        # an Anthropic-format server (/v1/messages under base_url)
+# format = "anthropic"
+# base_url = "http://gateway:4000"
+# key_env = "GATEWAY_KEY"
+# model = "qwen3.6-plus"
+# cache_control = true          # mark the stable prefix for servers that cache on request
+
+# [models."qwen3.6-plus"]       # a model's facts over configs/models.toml
+# window = 1000000
+# input = 0.50                  # USD per million tokens
+# output = 3.00
 """
 
 
@@ -70,8 +85,8 @@ def config_show(directory: DirOpt = None) -> None:
             show(f"{key} = {json.dumps(value)}")
     profile = settings.profile
     show(
-        f"\n# provider {profile.name}: {profile.base_url}, model {profile.model}, "
-        f"key from {profile.key_env or '(none needed)'}"
+        f"\n# provider {profile.name} ({profile.format} format): {profile.base_url}, "
+        f"model {profile.model}, key from {profile.key_env or '(none needed)'}"
     )
 
 

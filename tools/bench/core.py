@@ -1,6 +1,9 @@
 """Core benchmarks (issue 2 and 3 targets), as whole processes against the scripted server.
 
-    python tools/bench/core.py [--runs 10]
+    python tools/bench/core.py [--runs 10] [--provider vllm|anthropic]
+
+`--provider anthropic` times the same run over the Anthropic Messages format (/v1/messages
+through the `anthropic` SDK) instead of chat completions.
 
 Prints a Markdown table; docs/BENCHMARKS.md records the results and the machine they ran on.
 """
@@ -61,18 +64,19 @@ def bench_version(runs: int) -> float:
     return statistics.median(times)
 
 
-def bench_first_request(repo: Path, env: dict[str, str], runs: int) -> float:
+def bench_first_request(repo: Path, env: dict[str, str], runs: int, provider: str) -> float:
     delays = []
     for _ in range(runs):
         with ScriptedServer([turn(text="ok")]) as server:
             started, _ = run_qac(
-                ["run", "hi", "--provider", "vllm", "--base-url", server.url, "-C", str(repo)], env
+                ["run", "hi", "--provider", provider, "--base-url", server.url, "-C", str(repo)],
+                env,
             )
             delays.append(server.timings[0][0] - started)
     return statistics.median(delays)
 
 
-def bench_steps(repo: Path, env: dict[str, str], steps: int) -> tuple[float, int]:
+def bench_steps(repo: Path, env: dict[str, str], steps: int, provider: str) -> tuple[float, int]:
     turns = [turn(tool_call=("read_file", {"path": f"module_{n % 20}.py"})) for n in range(steps)]
     with ScriptedServer([*turns, turn(text="done")]) as server:
         _, peak = run_qac(
@@ -80,7 +84,7 @@ def bench_steps(repo: Path, env: dict[str, str], steps: int) -> tuple[float, int
                 "run",
                 "read",
                 "--provider",
-                "vllm",
+                provider,
                 "--base-url",
                 server.url,
                 "-C",
@@ -153,14 +157,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--provider", default="vllm", choices=("vllm", "anthropic"))
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="qac-bench-"))
     try:
         repo = sample_repo(root)
         env = {**os.environ, "QAC_HOME": str(root / "home")}
         version = bench_version(args.runs * 2)
-        first = bench_first_request(repo, env, args.runs)
-        step, peak = bench_steps(repo, env, args.steps)
+        first = bench_first_request(repo, env, args.runs, args.provider)
+        step, peak = bench_steps(repo, env, args.steps, args.provider)
         tokens, how = prompt_tokens(repo)
         bwrap, direct = bench_sandbox(repo, args.runs * 5)
         warm_map, no_map = bench_snapshot(repo, root / "map-cache", args.runs * 2)

@@ -1,7 +1,7 @@
 """Client cost per step over a long session (issue 12): does the gap between a response and the
 next request stay flat as the history grows?
 
-    python tools/bench/long_session.py [--steps 200] [--runs 3]
+    python tools/bench/long_session.py [--steps 200] [--runs 3] [--provider vllm|anthropic]
 
 One whole `qac run` process against the scripted server: every step is a `read_file` of a
 200-line file with some reasoning, so the history grows by a few KB a step. Prints the median
@@ -46,14 +46,14 @@ def sample_repo(root: Path) -> Path:
     return repo
 
 
-def one_run(repo: Path, env: dict[str, str], steps: int) -> dict[str, float]:
+def one_run(repo: Path, env: dict[str, str], steps: int, provider: str) -> dict[str, float]:
     thought = "Reading the next module to see how the helpers fit together. " * 8
     turns = [
         turn(thinking=thought, tool_call=("read_file", {"path": f"module_{n % FILES}.py"}))
         for n in range(steps)
     ]
     with ScriptedServer([*turns, turn(text="done")]) as server:
-        args = ["run", "read them", "--provider", "vllm", "--base-url", server.url]
+        args = ["run", "read them", "--provider", provider, "--base-url", server.url]
         args += ["-C", str(repo), "--max-turns", str(steps + 1)]
         # Through a small Python that waits for qac: Linux carries a process's peak memory
         # across fork and exec, so qac started straight from this (large) process would
@@ -84,12 +84,13 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--provider", default="vllm", choices=("vllm", "anthropic"))
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="qac-bench-long-"))
     try:
         repo = sample_repo(root)
         env = {**os.environ, "QAC_HOME": str(root / "home")}
-        results = [one_run(repo, env, args.steps) for _ in range(args.runs)]
+        results = [one_run(repo, env, args.steps, args.provider) for _ in range(args.runs)]
     finally:
         shutil.rmtree(root, ignore_errors=True)
     pick = {key: statistics.median(r[key] for r in results) for key in results[0]}
