@@ -7,7 +7,7 @@ The SDK is imported on first use only: it takes about a second to import.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +17,6 @@ from qwen_agent_cli.errors import ProviderError
 from qwen_agent_cli.events import Event
 from qwen_agent_cli.profiles import Profile
 from qwen_agent_cli.provider import ChatProvider, _Retryable
-from qwen_agent_cli.types import Message
 
 if TYPE_CHECKING:
     from anthropic import Anthropic
@@ -58,11 +57,6 @@ class AnthropicProvider(ChatProvider):
                 max_retries=0,
             )
         return self._client
-
-    def encode(
-        self, system: str, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
-    ) -> bytes:
-        return self._encoder.encode(system, messages, tools)
 
     def _sdk_module(self) -> ModuleType:
         return sdk_module()

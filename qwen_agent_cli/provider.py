@@ -74,6 +74,12 @@ class Folding(Protocol):
     def message(self, model: str, usage: Usage | None, *, interrupted: bool = False) -> Message: ...
 
 
+class Encoder(Protocol):
+    def encode(
+        self, system: str, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
+    ) -> bytes: ...
+
+
 class ChatProvider:
     """One model endpoint. `stream` yields Thinking/Text events and returns the final Message;
     a format supplies the body, the opened stream, and how its events fold."""
@@ -102,6 +108,7 @@ class ChatProvider:
         self.price = price
         self._api_key = api_key or PLACEHOLDER_KEY
         self._sleep = sleep
+        self._encoder: Encoder
 
     @property
     def model(self) -> str:
@@ -110,7 +117,8 @@ class ChatProvider:
     def encode(
         self, system: str, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
     ) -> bytes:
-        raise NotImplementedError
+        """The request body, from the format's encoder (which keeps what it encoded before)."""
+        return self._encoder.encode(system, messages, tools)
 
     def _open(self, body: bytes, timeouts: Any) -> Iterable[Any]:
         raise NotImplementedError
@@ -225,11 +233,6 @@ class Provider(ChatProvider):
                 api_key=self._api_key, base_url=self.profile.base_url, max_retries=0
             )
         return self._client
-
-    def encode(
-        self, system: str, messages: Sequence[Message], tools: Sequence[dict[str, Any]]
-    ) -> bytes:
-        return self._encoder.encode(system, messages, tools)
 
     def _sdk_module(self) -> ModuleType:
         return _openai()
