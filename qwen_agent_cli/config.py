@@ -43,6 +43,10 @@ TRUST_REQUIRED = frozenset(
         "approval",
         "allow",
         "store",
+        "web_fetch",
+        "web_fetch_domains",
+        "web_fetch_private",
+        "mcp",
     }
 )
 """Project-config keys that loosen the sandbox or approvals, choose an endpoint or a key, or
@@ -115,6 +119,15 @@ class Settings:
     retry_max_delay: float = 30.0
     """Longest single wait between retries, Retry-After included."""
     tool_output_limit: int = 20000
+    web_fetch: bool = True
+    """Offer the web_fetch tool (it runs in qac's process, outside the sandbox)."""
+    web_fetch_domains: tuple[str, ...] = ()
+    """Domains web_fetch may fetch without asking (`docs.python.org`, `*.rust-lang.org`)."""
+    web_fetch_private: tuple[str, ...] = ()
+    """Hosts or networks web_fetch may reach although private or local (`127.0.0.1`,
+    `10.0.0.0/8`); refused otherwise, after DNS resolution and on every redirect."""
+    web_fetch_max_bytes: int = 2_000_000
+    """Bytes of a response web_fetch reads before it stops."""
     """Characters of tool output sent to the model before truncation."""
     map_tokens: int = 2000
     """Token budget of the repository map in the session snapshot (0 turns it off)."""
@@ -133,6 +146,9 @@ class Settings:
     catalogue: Catalogue = field(default_factory=lambda: load_catalogue())
     """Each model's window, prices, image and preserve support (configs/models.toml with the
     user's [models."NAME"] tables over it)."""
+    mcp_servers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The `[mcp.servers.NAME]` tables of the user's (and a trusted project's) config, as
+    written; `mcp_config` checks them."""
     untrusted_keys: tuple[str, ...] = ()
     """Keys of an untrusted project's config that were ignored (for the one line saying so)."""
 
@@ -153,7 +169,7 @@ class Settings:
         )
 
 
-NOT_SETTINGS = frozenset({"providers", "catalogue", "untrusted_keys"})
+NOT_SETTINGS = frozenset({"providers", "catalogue", "mcp_servers", "untrusted_keys"})
 SETTING_NAMES = frozenset(f.name for f in fields(Settings)) - NOT_SETTINGS
 
 
@@ -168,7 +184,7 @@ def load_settings(
     """Merge every layer into one validated Settings; a bad value names its source. An
     untrusted project's config sets preferences only (TRUST_REQUIRED keys are left out)."""
     values: dict[str, Any] = {}
-    user_profiles: dict[str, dict[str, dict[str, Any]]] = {"providers": {}, "models": {}}
+    user_profiles: dict[str, dict[str, dict[str, Any]]] = {"providers": {}, "models": {}, "mcp": {}}
     ignored: list[str] = []
     _merge(values, user_profiles, _parse_toml(packaged_text("defaults.toml"), "packaged defaults"))
     if user_file is not None and user_file.is_file():
@@ -238,7 +254,7 @@ def _merge(
                     raise ConfigError(f"{source}: [{key}.{name}] must be a table")
                 tables[key].setdefault(name, {}).update(table)
             continue
-        if isinstance(value, dict) and key in ("sandbox", "approval"):
+        if isinstance(value, dict) and key in ("sandbox", "approval", "tools"):
             for sub, subvalue in value.items():
                 name = key if sub == "mode" else f"{key}_{sub}"
                 if name not in SETTING_NAMES and sub in SETTING_NAMES:
@@ -321,7 +337,10 @@ def _from_string(name: str, raw: str, where: str) -> Any:
 def _build(values: dict[str, Any], tables: dict[str, dict[str, dict[str, Any]]]) -> Settings:
     providers = load_profiles(tables["providers"])
     catalogue = load_catalogue(tables["models"], "your config")
-    settings = Settings(providers=providers, catalogue=catalogue, **values)
+    servers = tables["mcp"].get("servers", {})
+    settings = Settings(
+        providers=providers, catalogue=catalogue, mcp_servers=dict(servers), **values
+    )
     _check_choice("sandbox", settings.sandbox, SANDBOX_MODES)
     _check_choice("output_format", settings.output_format, OUTPUT_FORMATS)
     if settings.approval is not None:
@@ -345,6 +364,8 @@ def _build(values: dict[str, Any], tables: dict[str, dict[str, dict[str, Any]]])
             raise ConfigError(
                 f"{name} must be a share of the context window, above 0 and at most 1"
             )
+    if settings.web_fetch_max_bytes < 1:
+        raise ConfigError("web_fetch_max_bytes must be 1 or more")
     if settings.max_tokens is not None and settings.max_tokens < 0:
         raise ConfigError("max_tokens must be 0 (no limit) or more")
     if settings.thinking_budget is not None and settings.thinking_budget < 1:
