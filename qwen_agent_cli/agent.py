@@ -33,7 +33,7 @@ from qwen_agent_cli.stalls import MAX_NUDGES, MISPLACED_CALL, Stalls, misplaced_
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.text import encodable_message
 from qwen_agent_cli.tokens import count_tokens
-from qwen_agent_cli.types import Message, SessionInfo, Status, Usage
+from qwen_agent_cli.types import Image, Message, SessionInfo, Status, Usage
 
 
 class ChatModel(Protocol):
@@ -91,7 +91,9 @@ class Agent:
         self.notices = list(notices)
         """Said once, at the start of the next run (then forgotten)."""
 
-    def run(self, prompt: str, *, resumed: bool = False) -> Generator[Event, None, None]:
+    def run(
+        self, prompt: str, *, resumed: bool = False, images: Sequence[Image] = ()
+    ) -> Generator[Event, None, None]:
         """One user turn to completion; always ends with a Result. The history is repaired."""
         started = self.clock()
         deadline = started + self.budgets.timeout if self.budgets.timeout else None
@@ -100,7 +102,7 @@ class Agent:
         messages = list(map(encodable_message, compaction.active(self.store.messages(session.id))))
         for dangling in unanswered_calls(messages):
             self._append(messages, dangling)
-        self._append(messages, Message(role="user", content=prompt))
+        self._append(messages, Message(role="user", content=prompt, images=tuple(images)))
         turns, usage, status, answer, nudges = 0, Usage(), Status.DONE, "", 0
         exit_code: int | None = None
         stalls = Stalls(self.budgets.stuck_warn_after, self.budgets.stuck_stop_after)

@@ -17,6 +17,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from qwen_agent_cli.images import anthropic_block
 from qwen_agent_cli.profiles import Profile
 from qwen_agent_cli.types import Message
 from qwen_agent_cli.wire import json_bytes, keeps_reasoning
@@ -97,14 +98,20 @@ def _sendable(block: dict[str, Any], keep_thinking: bool) -> bool:
 
 
 def user_content(message: Message) -> list[dict[str, Any]]:
-    return [{"type": "text", "text": message.content or "(empty message)"}]
+    """The images first (as the format recommends), then the text."""
+    text = {"type": "text", "text": message.content or "(empty message)"}
+    return [*(anthropic_block(image) for image in message.images), text]
 
 
 def tool_result(message: Message) -> dict[str, Any]:
+    content: str | list[dict[str, Any]] = message.content or ""
+    if message.images:
+        content = [{"type": "text", "text": message.content or "(no text)"}]
+        content += [anthropic_block(image) for image in message.images]
     block: dict[str, Any] = {
         "type": "tool_result",
         "tool_use_id": message.tool_call_id,
-        "content": message.content or "",
+        "content": content,
     }
     if message.is_error:
         block["is_error"] = True

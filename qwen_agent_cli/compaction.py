@@ -44,10 +44,15 @@ def estimate(text: str) -> int:
     return len(text) // ESTIMATE_CHARS_PER_TOKEN + 1
 
 
+IMAGE_TOKENS = 1600
+"""A generous guess at one image's tokens (Qwen's vision encoder spends up to about 1,300 on a
+1 MP image; Anthropic's about 1,600): images are never counted by text."""
+
+
 def message_tokens(message: Message, count: Callable[[str], int]) -> int:
     parts = [message.content or "", message.reasoning or ""]
     parts += [call.arguments for call in message.tool_calls]
-    return sum(count(p) for p in parts if p) + 4
+    return sum(count(p) for p in parts if p) + 4 + IMAGE_TOKENS * len(message.images)
 
 
 @dataclass(frozen=True, slots=True)

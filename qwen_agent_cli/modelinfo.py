@@ -16,6 +16,7 @@ from qwen_agent_cli.catalogue import (
     effective_window,
 )
 from qwen_agent_cli.config import Settings
+from qwen_agent_cli.errors import ConfigError
 from qwen_agent_cli.profiles import Price, Profile
 
 
@@ -79,4 +80,22 @@ def doctor_lines(settings: Settings, info: ModelInfo) -> list[str]:
         info.server_window,
         settings.context_window,
         profile.context_window,
+    )
+
+
+def check_images(settings: Settings) -> None:
+    """Refuse images, before any request, for a model not known to accept them: the catalogue
+    says so, or the profile does (`images = true` for a server the catalogue cannot know)."""
+    profile = settings.profile
+    facts = settings.catalogue.facts(profile.model)
+    if profile.images or (facts is not None and facts.images):
+        return
+    why = (
+        "the model catalogue says it does not"
+        if facts is not None
+        else "it is not in the catalogue"
+    )
+    raise ConfigError(
+        f"model {profile.model} cannot take images ({why}); pick a vision model with --model, "
+        f"or set images = true in [providers.{profile.name}] if your server's model accepts them"
     )

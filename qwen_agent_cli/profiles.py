@@ -45,6 +45,8 @@ class Profile:
     max_tokens_field: str = "max_tokens"
     thinking_budget: int = 16384
     cache_control: bool = False
+    images: bool = False
+    """The endpoint's models accept images whatever the catalogue says (your own server)."""
     window_from_server: bool = False
     """The server reports its real window on /v1/models (vLLM's and SGLang's max_model_len)."""
 
@@ -119,7 +121,7 @@ def _profile(name: str, table: Mapping[str, Any]) -> Profile:
         raise ConfigError(f"{where}: max_tokens_field must be max_tokens or max_completion_tokens")
     if not isinstance(profile.thinking_budget, int) or profile.thinking_budget < 1:
         raise ConfigError(f"{where}: thinking_budget must be a whole number of tokens, 1 or more")
-    for flag in ("cache_control", "window_from_server"):
+    for flag in ("cache_control", "window_from_server", "images"):
         if not isinstance(getattr(profile, flag), bool):
             raise ConfigError(f"{where}: {flag} must be true or false")
     bad = set(profile.reasoning_fields) - set(REASONING_FIELDS)

@@ -13,68 +13,19 @@ import os
 import sqlite3
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import astuple, fields, replace
 from pathlib import Path
 
 from qwen_agent_cli.errors import StoreError
 from qwen_agent_cli.export import export_lines, parse_export
 from qwen_agent_cli.lease import Holder, Lease, in_use_message, is_stale, this_process
-from qwen_agent_cli.types import Message, SessionInfo
+from qwen_agent_cli.store_schema import MIGRATIONS
+from qwen_agent_cli.types import Image, Message, SessionInfo
 
 BUSY_TIMEOUT_MS = 10_000
 LOCK_RETRY_S = 0.02
 PRIVATE_MODE = 0o600
-
-
-def _migration_1(db: sqlite3.Connection) -> None:
-    script = """
-        CREATE TABLE sessions (
-            id TEXT PRIMARY KEY,
-            repository TEXT NOT NULL,
-            workdir TEXT NOT NULL,
-            provider TEXT NOT NULL,
-            model TEXT NOT NULL,
-            system_prompt TEXT NOT NULL,
-            context TEXT NOT NULL,
-            tools TEXT NOT NULL,
-            settings TEXT NOT NULL,
-            title TEXT NOT NULL,
-            status TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            updated_at REAL NOT NULL
-        );
-        CREATE TABLE messages (
-            session_id TEXT NOT NULL REFERENCES sessions(id) ON DELETE CASCADE,
-            seq INTEGER NOT NULL,
-            role TEXT NOT NULL,
-            body TEXT NOT NULL,
-            created_at REAL NOT NULL,
-            PRIMARY KEY (session_id, seq)
-        );
-        CREATE INDEX sessions_by_workdir ON sessions(workdir, updated_at);
-        """
-    # One statement at a time: executescript would commit the migration's transaction.
-    for statement in filter(str.strip, script.split(";")):
-        db.execute(statement)
-
-
-def _migration_2(db: sqlite3.Connection) -> None:
-    db.execute(
-        """
-        CREATE TABLE leases (
-            session_id TEXT PRIMARY KEY REFERENCES sessions(id) ON DELETE CASCADE,
-            pid INTEGER NOT NULL,
-            host TEXT NOT NULL,
-            started TEXT NOT NULL,
-            acquired_at REAL NOT NULL,
-            heartbeat_at REAL NOT NULL
-        )
-        """
-    )
-
-
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migration_1, _migration_2)
 
 
 class SessionStore:
@@ -260,6 +211,11 @@ class SessionStore:
             "SELECT COALESCE(MAX(seq), -1) + 1 FROM messages WHERE session_id = ?", (session_id,)
         ).fetchone()
         seq = int(row[0])
+        for image in message.images:  # each image's bytes once, whatever refers to it
+            self._db.execute(
+                "INSERT OR IGNORE INTO blobs VALUES (?,?,?)",
+                (image.sha256, image.mime, sqlite3.Binary(image.data)),
+            )
         self._db.execute(
             "INSERT INTO messages VALUES (?,?,?,?,?)",
             (session_id, seq, message.role, json.dumps(message.to_dict()), created_at),
@@ -326,10 +282,25 @@ class SessionStore:
                 "SELECT seq, body, created_at FROM messages WHERE session_id = ? ORDER BY seq",
                 (session_id,),
             ).fetchall()
-            return [
+            found = [
                 (int(seq), Message.from_dict(json.loads(body)), float(created_at))
                 for seq, body, created_at in rows
             ]
+            return [(seq, self._with_images(m), at) for seq, m, at in found]
+
+    def _with_images(self, message: Message) -> Message:
+        """The message with its images' bytes read back from the blobs they were stored in."""
+        if not message.images:
+            return message
+        images = []
+        for ref in message.images:
+            row = self._db.execute(
+                "SELECT mime, data FROM blobs WHERE sha256 = ?", (ref.sha256,)
+            ).fetchone()
+            if row is None:
+                raise StoreError(f"image {ref.sha256[:12]} is missing from {self.path}")
+            images.append(Image(sha256=ref.sha256, mime=str(row[0]), data=bytes(row[1])))
+        return replace(message, images=tuple(images))
 
     def remove(self, session_id: str) -> None:
         """Delete a session, unless a live process is writing it."""

@@ -89,6 +89,20 @@ class ToolCall:
 
 
 @dataclass(frozen=True, slots=True)
+class Image:
+    """An image attached to a message. The store keeps its bytes once per content hash; the
+    message refers to it by hash, and the wire sends it the same way every time (base64), so
+    the prompt prefix stays byte-stable."""
+
+    sha256: str
+    mime: str
+    data: bytes = field(default=b"", repr=False)
+
+    def ref(self) -> dict[str, str]:
+        return {"sha256": self.sha256, "mime": self.mime}
+
+
+@dataclass(frozen=True, slots=True)
 class Message:
     """One conversation message, stored byte for byte and replayed from the store.
 
@@ -106,6 +120,7 @@ class Message:
     reasoning_details: tuple[dict[str, Any], ...] | None = None
     blocks: tuple[dict[str, Any], ...] | None = None
     tool_calls: tuple[ToolCall, ...] = ()
+    images: tuple[Image, ...] = ()
     tool_call_id: str | None = None
     name: str | None = None
     is_error: bool = False
@@ -126,6 +141,7 @@ class Message:
             "tool_calls": [
                 {"id": c.id, "name": c.name, "arguments": c.arguments} for c in self.tool_calls
             ],
+            **({"images": [image.ref() for image in self.images]} if self.images else {}),
             "tool_call_id": self.tool_call_id,
             "name": self.name,
             "is_error": self.is_error,
@@ -149,6 +165,10 @@ class Message:
             tool_calls=tuple(
                 ToolCall(id=str(c["id"]), name=str(c["name"]), arguments=str(c["arguments"]))
                 for c in data.get("tool_calls") or ()
+            ),
+            images=tuple(
+                Image(sha256=str(i["sha256"]), mime=str(i["mime"]))
+                for i in data.get("images") or ()
             ),
             tool_call_id=data.get("tool_call_id"),
             name=data.get("name"),

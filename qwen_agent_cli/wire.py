@@ -9,6 +9,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from qwen_agent_cli.images import openai_part
 from qwen_agent_cli.profiles import Profile
 from qwen_agent_cli.text import encodable
 from qwen_agent_cli.types import Message
@@ -43,9 +44,9 @@ def keeps_reasoning(messages: Sequence[Message], preserve: bool) -> list[bool]:
 
 def wire_message(message: Message, profile: Profile, keep_reasoning: bool) -> dict[str, Any]:
     if message.role == "tool":
-        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": message.content}
+        return {"role": "tool", "tool_call_id": message.tool_call_id, "content": _content(message)}
     if message.role != "assistant":
-        return {"role": message.role, "content": message.content or ""}
+        return {"role": message.role, "content": _content(message)}
     out: dict[str, Any] = {"role": "assistant", "content": message.content or ""}
     if keep_reasoning:
         fields = profile.reasoning_fields
@@ -65,6 +66,14 @@ def wire_message(message: Message, profile: Profile, keep_reasoning: bool) -> di
             for c in message.tool_calls
         ]
     return out
+
+
+def _content(message: Message) -> str | list[dict[str, Any]]:
+    """Text, or with images a list of parts: the images first, then the text."""
+    if not message.images:
+        return message.content or ""
+    parts = [openai_part(image) for image in message.images]
+    return [*parts, {"type": "text", "text": message.content or ""}]
 
 
 @functools.lru_cache(maxsize=8192)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from qwen_agent_cli.errors import StoreError
-from qwen_agent_cli.store import MIGRATIONS, SessionStore
+from qwen_agent_cli.store import SessionStore
+from qwen_agent_cli.store_schema import MIGRATIONS
 from qwen_agent_cli.types import Message, SessionInfo, ToolCall, Usage
 
 
@@ -264,6 +265,7 @@ def test_a_store_from_before_leases_is_migrated_and_keeps_its_sessions(tmp_path:
         old.close()
     with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute("DROP TABLE leases")
+        db.execute("DROP TABLE blobs")
         db.execute("PRAGMA user_version = 1")
 
     store = SessionStore(path)

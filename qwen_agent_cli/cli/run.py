@@ -77,20 +77,33 @@ def run(
     compact_at: CompactAtOpt = None,
     store: StoreOpt = None,
     directory: DirOpt = None,
+    image: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--image",
+            metavar="PATH",
+            help="Attach an image (PNG, JPEG, GIF, WebP; repeatable) for a model that takes them.",
+        ),
+    ] = None,
 ) -> None:
     """Run a task to completion without a person; prints text or JSON."""
     from qwen_agent_cli.assemble import assemble, workdir_of
+    from qwen_agent_cli.images import load_image
+    from qwen_agent_cli.modelinfo import check_images
 
     workdir = workdir_of(directory)
     flags = setting_flags(locals())
     settings = settings_for(workdir, **flags)
     preload_sdk(settings.profile.format)
     text = read_prompt(prompt)
+    images = [load_image(path) for path in image or ()]
     session_store = open_store(settings)
     try:
         settings, resume = resumed_settings(
             session_store, workdir, flags, settings, resume, continue_
         )
+        if images:
+            check_images(settings)
         built = assemble(
             settings,
             env=os.environ,
@@ -100,7 +113,8 @@ def run(
         )
         if settings.sandbox == "off":
             error(built.executor.description)
-        result = drive(built.agent.run(text, resumed=built.resumed), settings.output_format)
+        events = built.agent.run(text, resumed=built.resumed, images=images)
+        result = drive(events, settings.output_format)
     finally:
         session_store.close()
     finish(result)

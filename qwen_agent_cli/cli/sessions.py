@@ -17,6 +17,7 @@ from qwen_agent_cli.cli.app import (
     show,
 )
 from qwen_agent_cli.errors import ConfigError
+from qwen_agent_cli.images import describe
 
 
 @sessions_app.command("list")
@@ -90,6 +91,8 @@ def sessions_show(
                 show("  </thinking>")
             if message.content:
                 show(message.content)
+            for image in message.images:
+                show(f"  {describe(image)}")
             for call in message.tool_calls:
                 show(f"  -> {call.name}({call.arguments})")
     finally:

@@ -15,8 +15,10 @@ from prompt_toolkit.history import History
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
 from qwen_agent_cli.config import APPROVAL_MODES, SANDBOX_MODES
-from qwen_agent_cli.errors import ToolError
+from qwen_agent_cli.errors import ConfigError, ToolError
 from qwen_agent_cli.guard import read_capped
+from qwen_agent_cli.images import MAX_IMAGE_BYTES, image_from_bytes, sniff
+from qwen_agent_cli.types import Image
 from qwen_agent_cli.ui.render import THINKING_MODES
 from qwen_agent_cli.workspace import Workspace
 
@@ -142,11 +144,34 @@ def attach_files(text: str, workspace: Workspace) -> tuple[str, list[str]]:
             )[:ATTACH_LIMIT]
         except (ToolError, ValueError):
             continue
-        if b"\x00" in data[:8192]:
-            continue
+        if b"\x00" in data[:8192] or sniff(data) is not None:
+            continue  # binary; an image is attached as one by attach_images
         relative = workspace.relative(path)
         blocks.append(f'<file path="{relative}">\n{data.decode("utf-8", "replace")}\n</file>')
         attached.append(relative)
     if not blocks:
         return text, []
     return text + "\n\n" + "\n\n".join(blocks), attached
+
+
+def attach_images(text: str, workspace: Workspace) -> tuple[list[Image], list[str]]:
+    """Every `@path` naming an image in the workspace (PNG, JPEG, GIF, WebP by their bytes),
+    read through the guard and capped like `--image`."""
+    images, attached = [], []
+    for name in dict.fromkeys(ATTACH.findall(text)):
+        try:
+            path = workspace.resolve(name.rstrip(".,;:!?)"))
+            if not path.is_file():
+                continue
+            relative = path.relative_to(workspace.root.resolve())
+            data = read_capped(workspace.root, relative, MAX_IMAGE_BYTES + 1)
+        except (ToolError, ValueError):
+            continue
+        mime = sniff(data)
+        if mime is None:
+            continue
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ConfigError(f"image {name} is over the {MAX_IMAGE_BYTES:,}-byte limit")
+        images.append(image_from_bytes(data, mime))
+        attached.append(workspace.relative(path))
+    return images, attached

@@ -25,6 +25,7 @@ from qwen_agent_cli.assemble import (
 from qwen_agent_cli.config import APPROVAL_MODES, SANDBOX_MODES, Settings
 from qwen_agent_cli.errors import QacError
 from qwen_agent_cli.events import CompactionEvent, Event, Result
+from qwen_agent_cli.modelinfo import check_images
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.types import Message, Usage
@@ -34,6 +35,7 @@ from qwen_agent_cli.ui.prompt import (
     PROMPT,
     SLASH_COMMANDS,
     attach_files,
+    attach_images,
     parse_slash,
     prompt_session,
 )
@@ -175,13 +177,16 @@ class Repl:
     def turn(self, text: str) -> None:
         workspace = build_workspace(self.settings, self.env, self.workdir)
         message, attached = attach_files(text, workspace)
-        if attached:
-            self.renderer.say(f"attached {', '.join(attached)}", "dim")
+        images, pictured = attach_images(text, workspace)
+        if images:
+            check_images(self.settings)
+        if attached or pictured:
+            self.renderer.say(f"attached {', '.join([*attached, *pictured])}", "dim")
         if self.note:
             message, self.note = f"{self.note}\n\n{message}", ""
         built = self.agent()
         with self.checkpointed(), self.watcher.watching():
-            self._drive(built.agent.run(message))
+            self._drive(built.agent.run(message, images=images))
 
     @contextlib.contextmanager
     def checkpointed(self) -> Iterator[None]:
