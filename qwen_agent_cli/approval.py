@@ -13,6 +13,8 @@ from typing import Protocol
 from qwen_agent_cli.shell_syntax import parse_command_line
 
 COMMAND_TOOLS = frozenset({"shell", "run_tests"})
+WEB_TOOL = "web_fetch"
+MCP_PREFIX = "mcp__"
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +26,8 @@ class ApprovalRequest:
     command: str | None = None
     read_only: bool = False
     preview: str = ""
+    scope: str = ""
+    """What an "always" answer covers beyond the tool: the domain of a web_fetch."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +54,10 @@ class Policy:
     mode: str
     allow: tuple[str, ...] = ()
     deny: tuple[str, ...] = ()
+    web_domains: tuple[str, ...] = ()
+    """Domains web_fetch reaches without asking, in any mode (it runs outside the sandbox)."""
+    mcp_allowed: frozenset[str] = frozenset()
+    """MCP tools (`mcp__SERVER__TOOL`) the user's config allows without asking."""
 
     def denied_by(self, command: str) -> str | None:
         """The deny pattern a command (or any part or wrapper form of it) matches."""
@@ -70,7 +78,16 @@ class Policy:
             for simple in parsed.commands
         )
 
+    def web_allowed(self, domain: str) -> bool:
+        return any(fnmatch.fnmatchcase(domain, pattern.lower()) for pattern in self.web_domains)
+
     def needs_asking(self, request: ApprovalRequest) -> bool:
+        if request.tool == WEB_TOOL:
+            # Outside the sandbox, and a way out for what the model read: in every mode,
+            # a domain the user has not allowed is asked about (refused without a person).
+            return not self.web_allowed(request.scope)
+        if request.tool.startswith(MCP_PREFIX):
+            return request.tool not in self.mcp_allowed and self.mode != "auto"
         if request.read_only:
             return False
         is_command = request.tool in COMMAND_TOOLS
@@ -116,6 +133,21 @@ class NonInteractiveApprover:
                 False,
                 f"the command cannot be checked against the approval rules ({why}), so it needs "
                 "a person, and this run is non-interactive; write the command out plainly",
+            )
+        if request.tool == WEB_TOOL:
+            return Decision(
+                False,
+                f"fetching from {request.scope} needs the user's approval, and this run is "
+                "non-interactive; do without it (the user can allow the domain with [tools] "
+                "web_fetch_domains in their config)",
+            )
+        if request.tool.startswith(MCP_PREFIX):
+            server = request.tool.split("__")[1] if request.tool.count("__") >= 2 else "?"
+            return Decision(
+                False,
+                f"{request.tool} needs the user's approval in approval mode {self.mode!r}, and "
+                "this run is non-interactive; do without it (the user can allow it by name in "
+                f"[mcp.servers.{server}] allow, or rerun with --approval auto)",
             )
         return Decision(
             False,

@@ -29,7 +29,7 @@ from qwen_agent_cli.sandbox import Executor, make_executor, scrubbed_env
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.text import encodable
 from qwen_agent_cli.tokens import estimate_tokens
-from qwen_agent_cli.tools import BUILTIN_TOOLS, ToolContext, ToolRegistry
+from qwen_agent_cli.tools import BUILTIN_TOOLS, Tool, ToolContext, ToolRegistry
 from qwen_agent_cli.types import SessionInfo
 from qwen_agent_cli.workspace import Workspace
 
@@ -231,7 +231,7 @@ def assemble(
     repository = Repository.find(workdir)
     executor = executor or build_executor(settings, env, workdir)
     workspace = build_workspace(settings, env, workdir, protected=protected)
-    registry = ToolRegistry(BUILTIN_TOOLS, ToolContext(workspace, executor, settings))
+    registry = ToolRegistry(offered_tools(settings), ToolContext(workspace, executor, settings))
     session, resumed = open_session(
         store,
         settings,
@@ -267,7 +267,7 @@ def assemble(
         session=session,
         dispatcher=Dispatcher(
             registry,
-            Policy(mode, settings.allow, settings.deny),
+            Policy(mode, settings.allow, settings.deny, web_domains=settings.web_fetch_domains),
             approver or NonInteractiveApprover(mode),
         ),
         compactor=Compactor(
@@ -286,6 +286,11 @@ def assemble(
         notices=notices,
     )
     return Assembly(agent, resumed, executor, repository)
+
+
+def offered_tools(settings: Settings) -> list[Tool]:
+    """The built-in tools this run offers: web_fetch only where the user has not turned it off."""
+    return [t for t in BUILTIN_TOOLS if t.name != "web_fetch" or settings.web_fetch]
 
 
 def format_notice(session: SessionInfo, wire_format: str) -> tuple[str, ...]:

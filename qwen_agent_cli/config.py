@@ -26,6 +26,8 @@ SANDBOX_MODES = ("read-only", "workspace-write", "off")
 APPROVAL_MODES = ("ask", "auto-edit", "auto")
 OUTPUT_FORMATS = ("text", "json", "stream-json")
 PROJECT_CONFIG = Path(".qac") / "config.toml"
+MCP_PROJECT_FILE = Path(".mcp.json")
+"""The MCP servers file other CLIs read; its servers start only in a trusted project."""
 ENV_PREFIX = "QAC_"
 PROJECT_CONFIG_LIMIT = 1_000_000
 TRUST_REQUIRED = frozenset(
@@ -119,6 +121,7 @@ class Settings:
     retry_max_delay: float = 30.0
     """Longest single wait between retries, Retry-After included."""
     tool_output_limit: int = 20000
+    """Characters of tool output sent to the model before truncation."""
     web_fetch: bool = True
     """Offer the web_fetch tool (it runs in qac's process, outside the sandbox)."""
     web_fetch_domains: tuple[str, ...] = ()
@@ -128,7 +131,6 @@ class Settings:
     `10.0.0.0/8`); refused otherwise, after DNS resolution and on every redirect."""
     web_fetch_max_bytes: int = 2_000_000
     """Bytes of a response web_fetch reads before it stops."""
-    """Characters of tool output sent to the model before truncation."""
     map_tokens: int = 2000
     """Token budget of the repository map in the session snapshot (0 turns it off)."""
     context_window: int | None = None
@@ -149,6 +151,8 @@ class Settings:
     mcp_servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The `[mcp.servers.NAME]` tables of the user's (and a trusted project's) config, as
     written; `mcp_config` checks them."""
+    project_trusted: bool = False
+    """The user trusts this project's config (so its `.mcp.json` servers may start)."""
     untrusted_keys: tuple[str, ...] = ()
     """Keys of an untrusted project's config that were ignored (for the one line saying so)."""
 
@@ -169,7 +173,9 @@ class Settings:
         )
 
 
-NOT_SETTINGS = frozenset({"providers", "catalogue", "mcp_servers", "untrusted_keys"})
+NOT_SETTINGS = frozenset(
+    {"providers", "catalogue", "mcp_servers", "project_trusted", "untrusted_keys"}
+)
 SETTING_NAMES = frozenset(f.name for f in fields(Settings)) - NOT_SETTINGS
 
 
@@ -204,7 +210,11 @@ def load_settings(
         if value is not None:
             values[name] = value
     settings = _build(values, user_profiles)
-    return dataclasses.replace(settings, untrusted_keys=tuple(dict.fromkeys(ignored)))
+    return dataclasses.replace(
+        settings,
+        untrusted_keys=tuple(dict.fromkeys(ignored)),
+        project_trusted=trusted_project and project_dir is not None,
+    )
 
 
 def _read_project_toml(project_dir: Path) -> dict[str, Any]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 
-from qwen_agent_cli.approval import ApprovalRequest, Approver, Policy, decide
+from qwen_agent_cli.approval import WEB_TOOL, ApprovalRequest, Approver, Policy, decide
 from qwen_agent_cli.errors import ToolError
 from qwen_agent_cli.tools import ToolRegistry
 from qwen_agent_cli.tools.shell import test_command_line
+from qwen_agent_cli.tools.web import domain_of
 from qwen_agent_cli.types import ToolCall, ToolResult
 
 
@@ -38,9 +39,15 @@ class Dispatcher:
             if not found.read_only and "path" in args
             else json.dumps(args, ensure_ascii=False)[:500]
         )
+        scope = ""
+        if call.name == WEB_TOOL:
+            scope = domain_of(str(args.get("url", "")))
+            if not scope:  # a URL the tool refuses before any connection: nothing to ask
+                return self.registry.invoke(found, call, args)
+            summary = f"fetch {str(args.get('url', ''))[:300]} (outside the sandbox)"
         if not self.registry.ctx.workspace.writable and call.name in ("write_file", "edit_file"):
             return self.registry.invoke(found, call, args)  # refused by the tool; no question
-        request = ApprovalRequest(call.name, summary, command, found.read_only)
+        request = ApprovalRequest(call.name, summary, command, found.read_only, scope=scope)
         if self.policy.needs_asking(request):
             request = replace(request, preview=self.registry.preview(call.name, args))
         decision = decide(self.policy, request, self.approver)

@@ -18,6 +18,7 @@ def tool_message(result: ToolResult, output: str) -> Message:
         tool_call_id=result.call_id,
         name=result.name,
         is_error=result.is_error,
+        images=result.images,
     )
 
 

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qwen_agent_cli.config import PROJECT_CONFIG
+from qwen_agent_cli.config import MCP_PROJECT_FILE, PROJECT_CONFIG
 from qwen_agent_cli.errors import ConfigError, ToolError
 from qwen_agent_cli.guard import read_capped
 
 TRUST_FILE = "trusted-projects.json"
-TRUSTED_FILES = (PROJECT_CONFIG, Path(".mcp.json"))
+TRUSTED_FILES = (PROJECT_CONFIG, MCP_PROJECT_FILE)
 """The project files whose loosening keys take effect only once the project is trusted."""
 READ_LIMIT = 1_000_000
 

@@ -189,6 +189,7 @@ class ToolResult:
     is_error: bool = False
     files_changed: tuple[str, ...] = ()
     diff: str = ""
+    images: tuple[Image, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,12 +9,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "qwen_agent_cli"
 OWNERS = {
     "openai": {"provider.py"},
     "anthropic": {"anthropic_provider.py"},
-    "sqlite3": {"store.py"},
+    "sqlite3": {"store.py", "store_schema.py"},
     "subprocess": {"sandbox.py"},
     "git": {"repository.py"},
     "typer": {"cli/"},
     "rich": {"ui/"},
     "prompt_toolkit": {"ui/"},
+    "mcp": {"mcp_client.py"},
 }
 
 

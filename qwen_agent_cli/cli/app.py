@@ -14,6 +14,7 @@ import typer
 
 from qwen_agent_cli import __version__, signals
 from qwen_agent_cli.config import (
+    MCP_PROJECT_FILE,
     PROJECT_CONFIG,
     SETTING_NAMES,
     Settings,
@@ -37,7 +38,9 @@ EXIT_BY_STATUS = {
     Status.INTERRUPTED: 130,
 }
 
-SUBCOMMANDS = frozenset({"run", "ci", "sessions", "config", "doctor", "demo", "repl", "trust"})
+SUBCOMMANDS = frozenset(
+    {"run", "ci", "sessions", "config", "doctor", "demo", "repl", "trust", "mcp"}
+)
 VALUE_OPTIONS = frozenset(
     {
         "--provider",
@@ -137,7 +140,9 @@ def settings_for(directory: Path | None, *, warn: bool = True, **flags: Any) -> 
 
     env = dict(os.environ)
     trusted = False
-    if directory is not None and (directory / PROJECT_CONFIG).is_file():
+    if directory is not None and any(
+        (directory / name).is_file() for name in (PROJECT_CONFIG, MCP_PROJECT_FILE)
+    ):
         from qwen_agent_cli.trust import TrustStore
 
         trusted = TrustStore(user_config_file(env).parent).is_trusted(directory)

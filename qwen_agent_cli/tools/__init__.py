@@ -4,6 +4,7 @@ from qwen_agent_cli.tools.base import Output, Tool, ToolContext, ToolRegistry, t
 from qwen_agent_cli.tools.files import edit_file, list_files, read_file, write_file
 from qwen_agent_cli.tools.search import glob, grep
 from qwen_agent_cli.tools.shell import run_tests, shell
+from qwen_agent_cli.tools.web import web_fetch
 
 BUILTIN_TOOLS: tuple[Tool, ...] = (
     read_file,
@@ -14,6 +15,7 @@ BUILTIN_TOOLS: tuple[Tool, ...] = (
     grep,
     shell,
     run_tests,
+    web_fetch,
 )
 
 __all__ = ["BUILTIN_TOOLS", "Output", "Tool", "ToolContext", "ToolRegistry", "tool"]

@@ -19,7 +19,7 @@ from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import ToolError
 from qwen_agent_cli.sandbox import Executor
 from qwen_agent_cli.text import strip_ansi
-from qwen_agent_cli.types import ToolCall, ToolResult
+from qwen_agent_cli.types import Image, ToolCall, ToolResult
 from qwen_agent_cli.workspace import Workspace
 
 
@@ -38,6 +38,7 @@ class Output:
     changed: tuple[str, ...] = ()
     failed: bool = False
     diff: str = ""
+    images: tuple[Image, ...] = ()
 
 
 ToolFunction = Callable[..., str | Output]
@@ -50,6 +51,9 @@ class Tool:
     parameters: dict[str, Any]
     fn: ToolFunction
     read_only: bool
+    external: bool = False
+    """Another program's tool (MCP): its schema is its own, so only the object shape and the
+    required names are checked here; the server checks the rest."""
 
     def schema(self) -> dict[str, Any]:
         return {
@@ -195,11 +199,17 @@ class ToolRegistry:
             is_error=output.failed,
             files_changed=output.changed,
             diff=output.diff,
+            images=output.images,
         )
 
 
 def _check(found: Tool, args: dict[str, Any]) -> None:
-    properties = found.parameters["properties"]
+    properties = found.parameters.get("properties") or {}
+    if found.external:
+        missing = [n for n in found.parameters.get("required") or () if n not in args]
+        if missing:
+            raise ToolError(f"{found.name} needs {', '.join(missing)}")
+        return
     unknown = set(args) - set(properties)
     if unknown:
         raise ToolError(

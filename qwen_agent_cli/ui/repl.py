@@ -13,38 +13,36 @@ from typing import Any
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
-from qwen_agent_cli import compaction, context, signals
+from qwen_agent_cli import context, signals
 from qwen_agent_cli.assemble import (
     Assembly,
     assemble,
     build_executor,
     build_workspace,
     data_dir,
-    session_defaults,
 )
-from qwen_agent_cli.config import APPROVAL_MODES, SANDBOX_MODES, Settings
+from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import QacError
-from qwen_agent_cli.events import CompactionEvent, Event, Result
+from qwen_agent_cli.events import Event, Result
 from qwen_agent_cli.modelinfo import check_images
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.store import SessionStore
-from qwen_agent_cli.types import Message, Usage
 from qwen_agent_cli.ui.output import relay
 from qwen_agent_cli.ui.prompt import (
     CTRL_C,
     PROMPT,
-    SLASH_COMMANDS,
     attach_files,
     attach_images,
     parse_slash,
     prompt_session,
 )
-from qwen_agent_cli.ui.render import THINKING_MODES, Renderer, diff_renderable
+from qwen_agent_cli.ui.render import Renderer
+from qwen_agent_cli.ui.slash import SlashCommands
 from qwen_agent_cli.ui.terminal import EscapeWatcher, TerminalApprover
 
 
-class Repl:
-    """One interactive session: state, slash commands, and turns."""
+class Repl(SlashCommands):
+    """One interactive session: its state and its turns (the slash commands are SlashCommands)."""
 
     def __init__(
         self,
@@ -221,180 +219,6 @@ class Repl:
             self.renderer.say("interrupted; what arrived is stored", "yellow")
 
     # -- slash commands --------------------------------------------------------------------
-
-    def slash(self, name: str, arg: str) -> bool:
-        handlers: dict[str, Callable[[str], bool | None]] = {
-            "/help": self.cmd_help,
-            "/new": self.cmd_new,
-            "/sessions": self.cmd_sessions,
-            "/resume": self.cmd_resume,
-            "/model": self.cmd_model,
-            "/thinking": self.cmd_thinking,
-            "/preserve": self.cmd_preserve,
-            "/approval": self.cmd_approval,
-            "/sandbox": self.cmd_sandbox,
-            "/cost": self.cmd_cost,
-            "/context": self.cmd_context,
-            "/diff": self.cmd_diff,
-            "/undo": self.cmd_undo,
-            "/compact": self.cmd_compact,
-            "/exit": lambda _: False,
-            "/quit": lambda _: False,
-        }
-        handler = handlers.get(name)
-        if handler is None:
-            self.renderer.say(f"unknown command {name}; /help lists them", "yellow")
-            return True
-        try:
-            return handler(arg) is not False
-        except QacError as exc:
-            self.renderer.say(str(exc), "red")
-            return True
-
-    def cmd_help(self, _: str) -> None:
-        for command, text in SLASH_COMMANDS.items():
-            self.renderer.say(f"{command:<11} {text}")
-        self.renderer.say(
-            "Enter sends · Alt+Enter or Esc Enter: newline · @path attaches a file · !cmd runs a "
-            "command in the sandbox · Esc or Ctrl-C interrupts a turn · Ctrl-D exits",
-            "dim",
-        )
-
-    def cmd_new(self, _: str) -> None:
-        self.built, self.checkpoints, self.last, self.start_tree = None, [], None, None
-        self.totals, self.cost = {}, 0.0
-        self.renderer.say("a new session starts with your next message", "dim")
-
-    def cmd_sessions(self, _: str) -> None:
-        for info in self.store.list(20):
-            marker = "*" if self.built and info.id == self.built.agent.session.id else " "
-            self.renderer.say(f"{marker} {info.id}  {info.status:<11} {info.title[:50]}")
-
-    def cmd_resume(self, arg: str) -> None:
-        if not arg:
-            self.renderer.say("usage: /resume ID (see /sessions)", "yellow")
-            return
-        info = self.store.get(arg)
-        self.settings = dataclasses.replace(self.settings, **session_defaults(info))
-        self.built, self.pending_resume, self.checkpoints = None, info.id, []
-        self.totals, self.cost = {}, 0.0
-        self.agent()
-
-    def cmd_model(self, arg: str) -> None:
-        if not arg:
-            self.renderer.say(f"model: {self.settings.profile.model}")
-            return
-        self.rebuild(model=arg)
-        self.renderer.say(f"model set to {arg}", "dim")
-
-    def cmd_thinking(self, arg: str) -> None:
-        if arg not in THINKING_MODES:
-            self.renderer.say(f"thinking is {self.renderer.thinking}; /thinking show|hide|full")
-            return
-        self.renderer.thinking = arg
-        self.renderer.say(f"thinking: {arg}", "dim")
-
-    def cmd_preserve(self, arg: str) -> None:
-        if arg not in ("on", "off"):
-            state = "on" if self.settings.preserve_thinking else "off"
-            self.renderer.say(f"preserve thinking is {state}; /preserve on|off")
-            return
-        self.rebuild(preserve_thinking=arg == "on")
-        self.renderer.say(f"preserve thinking {arg}", "dim")
-
-    def cmd_approval(self, arg: str) -> None:
-        if arg not in APPROVAL_MODES:
-            self.renderer.say(f"approval is {self.mode()}; /approval ask|auto-edit|auto")
-            return
-        self.rebuild(approval=arg)
-        self.renderer.say(f"approval: {arg}", "dim")
-
-    def cmd_sandbox(self, arg: str) -> None:
-        if arg not in SANDBOX_MODES:
-            self.renderer.say(
-                f"sandbox is {self.settings.sandbox}; /sandbox " + "|".join(SANDBOX_MODES)
-            )
-            return
-        self.rebuild(sandbox=arg)
-        self.renderer.say(f"sandbox: {arg}", "dim")
-
-    def _messages(self) -> list[Message]:
-        if self.built is None:
-            return []
-        return compaction.active(self.store.messages(self.built.agent.session.id))
-
-    def cmd_cost(self, _: str) -> None:
-        total = Usage()
-        for message in self._messages():
-            if message.usage is not None:
-                total += message.usage
-        cached = total.cached_tokens or 0
-        share = f" ({cached / total.prompt_tokens:.0%} cached)" if total.prompt_tokens else ""
-        self.renderer.say(
-            f"session: {total.prompt_tokens} tokens in{share}, {total.completion_tokens} out "
-            f"({total.reasoning_tokens or 0} reasoning) · ${total.cost_usd:.4f}"
-        )
-
-    def cmd_context(self, _: str) -> None:
-        from qwen_agent_cli.tokens import context_breakdown
-
-        built = self.agent()
-        parts = context_breakdown(built.agent.session, self._messages())
-        window = self.settings.profile.context_window
-        used = sum(parts.values())
-        for part, count in parts.items():
-            self.renderer.say(f"{part:<20} {count:>8} tokens")
-        self.renderer.say(f"{'total':<20} {used:>8} tokens of {window} ({used / window:.1%})")
-
-    def cmd_diff(self, _: str) -> None:
-        now = context.snapshot_tree(self.repository)
-        if now is None or self.repository is None:
-            self.renderer.say("/diff needs a git repository", "yellow")
-            return
-        if self.start_tree is None:
-            self.renderer.say("no changes in this session")
-            return
-        diff = context.diff_trees(self.repository, self.start_tree, now)
-        if not diff:
-            self.renderer.say("no changes in this session")
-            return
-        self.renderer.console.print(diff_renderable(diff))
-
-    def cmd_undo(self, _: str) -> None:
-        if not self.checkpoints:
-            self.renderer.say("nothing to undo: no turn of this session changed files")
-            return
-        tree = self.checkpoints.pop()
-        restored = context.restore_tree(self.repository, tree)
-        self._files = None
-        self.renderer.say(f"restored {', '.join(restored) or 'nothing'} to before the last turn")
-        if restored:
-            self.note = (
-                "[The user ran /undo: the file changes of the last turn were reverted "
-                f"({', '.join(restored)}). Those files are back as they were before it.]"
-            )
-
-    def cmd_compact(self, _: str) -> None:
-        if self.built is None:
-            self.renderer.say("nothing to compact yet")
-            return
-        agent = self.built.agent
-        messages = compaction.active(self.store.messages(agent.session.id))
-        seen: list[Event] = []
-
-        def events() -> Generator[Event, None, None]:
-            for event in _forward(agent.compact(messages, force=True)):
-                seen.append(event)
-                yield event
-
-        self._drive(events())
-        if not any(isinstance(e, CompactionEvent) for e in seen):
-            self.renderer.say("nothing to compact: the session has only one turn")
-
-
-def _forward(generator: Generator[Event, None, Any]) -> Generator[Event, None, None]:
-    """The events of a generator whose return value is not needed here."""
-    yield from generator
 
 
 def run_repl(

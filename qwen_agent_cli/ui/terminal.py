@@ -103,7 +103,8 @@ class TerminalApprover:
         self.always: set[str] = set()
 
     def approve(self, request: ApprovalRequest) -> Decision:
-        key = f"{request.tool}:{request.command}" if request.command else request.tool
+        scope = request.command or request.scope
+        key = f"{request.tool}:{scope}" if scope else request.tool
         if key in self.always:
             return Decision(True)
         with self.watcher.suspended():
