@@ -7,7 +7,7 @@ Takes the environment as an argument; never reads the process environment itself
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -21,7 +21,8 @@ from qwen_agent_cli.config import Settings
 from qwen_agent_cli.dispatch import Dispatcher
 from qwen_agent_cli.errors import ConfigError, StoreError
 from qwen_agent_cli.guard import homes, secret_paths
-from qwen_agent_cli.modelinfo import model_info
+from qwen_agent_cli.mcp_tools import McpSetup, start_servers
+from qwen_agent_cli.modelinfo import accepts_images, model_info
 from qwen_agent_cli.mounts import toolchain_env
 from qwen_agent_cli.provider import RetryPolicy, make_provider
 from qwen_agent_cli.repository import Repository
@@ -156,20 +157,23 @@ class Assembly:
     executor: Executor
     repository: Repository | None
     """The repository found before the run: the only one qac's own git calls touch."""
+    servers: McpSetup
+    """The MCP servers this run's tools come from (for `/mcp`)."""
 
 
 def open_session(
     store: SessionStore,
     settings: Settings,
     workdir: Path,
-    registry: ToolRegistry,
+    tools: Callable[[], list[dict[str, Any]]],
     *,
     repository: Repository | None,
     resume: str | None,
     continue_latest: bool,
     map_cache: Path | None = None,
 ) -> tuple[SessionInfo, bool]:
-    """The stored session to continue, or a new one with its snapshot taken now, once."""
+    """The stored session to continue, or a new one with its snapshot taken now, once.
+    `tools` is asked for the tool schemas after the snapshot (MCP servers start meanwhile)."""
     if resume:
         return store.get(resume), True
     if continue_latest:
@@ -206,7 +210,7 @@ def open_session(
         model=profile.model,
         system_prompt=system_prompt(),
         context=encodable(taken.text),  # file names need not be UTF-8
-        tools=tuple(registry.schemas()),
+        tools=tuple(tools()),
         settings=details,
     )
     return store.create(info), False
@@ -228,15 +232,23 @@ def assemble(
     """Everything a run needs, checked before the first request is sent."""
     profile = settings.profile
     key = api_key(settings, env)
+    servers = start_servers(settings, env, workdir)
     repository = Repository.find(workdir)
     executor = executor or build_executor(settings, env, workdir)
     workspace = build_workspace(settings, env, workdir, protected=protected)
-    registry = ToolRegistry(offered_tools(settings), ToolContext(workspace, executor, settings))
+    made: list[ToolRegistry] = []
+
+    def registry() -> ToolRegistry:
+        if not made:
+            offered = [*offered_tools(settings), *servers.tools(images=accepts_images(settings))]
+            made.append(ToolRegistry(offered, ToolContext(workspace, executor, settings)))
+        return made[0]
+
     session, resumed = open_session(
         store,
         settings,
         workdir,
-        registry,
+        lambda: registry().schemas(),
         repository=repository,
         resume=resume,
         continue_latest=continue_latest,
@@ -247,7 +259,8 @@ def assemble(
     store.acquire(session.id)
     mode = settings.approval or default_approval
     model = model_info(settings, key)
-    notices = list(format_notice(session, profile.format) if resumed else ())
+    tools = registry()
+    notices = [*servers.notices, *(format_notice(session, profile.format) if resumed else ())]
     priced = model.price_notice(max_cost=settings.max_cost)
     if priced:
         notices.append(priced)
@@ -266,8 +279,14 @@ def assemble(
         store=store,
         session=session,
         dispatcher=Dispatcher(
-            registry,
-            Policy(mode, settings.allow, settings.deny, web_domains=settings.web_fetch_domains),
+            tools,
+            Policy(
+                mode,
+                settings.allow,
+                settings.deny,
+                web_domains=settings.web_fetch_domains,
+                mcp_allowed=servers.allowed(),
+            ),
             approver or NonInteractiveApprover(mode),
         ),
         compactor=Compactor(
@@ -285,7 +304,7 @@ def assemble(
         repository=repository,
         notices=notices,
     )
-    return Assembly(agent, resumed, executor, repository)
+    return Assembly(agent, resumed, executor, repository, servers)
 
 
 def offered_tools(settings: Settings) -> list[Tool]:

@@ -161,6 +161,7 @@ def run_checks(
         yield Check("sandbox", problem is None, problem or f"bubblewrap works ({bwrap})")
     if settings.test_cmd and (settings.sandbox == "off" or problem is None):
         yield test_command_check(settings, env, workdir)
+    yield from mcp_checks(settings, env, workdir)
     git = shutil.which("git")
     yield Check("git", git is not None, git or "git is not installed: apt-get install git")
     path = store_path(settings, env)
@@ -209,3 +210,30 @@ def test_command_check(settings: Settings, env: Mapping[str, str], workdir: Path
         "variables (RUSTUP_HOME, CARGO_HOME, NVM_DIR, PYENV_ROOT, GOPATH, ...): put the "
         "program's folder on PATH, or pass the variable it needs with [sandbox] env",
     )
+
+
+def mcp_checks(settings: Settings, env: Mapping[str, str], workdir: Path) -> Iterator[Check]:
+    """Each configured MCP server started, asked for its tools, and stopped."""
+    from qwen_agent_cli.mcp_client import McpHub
+    from qwen_agent_cli.mcp_config import servers_from
+
+    servers, notices = servers_from(
+        settings.mcp_servers, workdir, settings.project_trusted, env=env
+    )
+    for notice in notices:
+        yield Check("mcp", False, notice)
+    if not any(server.enabled for server in servers):
+        return
+    with McpHub(servers, env) as hub:
+        hub.wait_ready()
+        for status in hub.status():
+            if status.state == "disabled":
+                continue
+            ok = status.state == "ready"
+            detail = (
+                f"{status.name}: {len(status.tools)} tools ({status.source})"
+                if ok
+                else f"{status.name}: {status.error or status.state}; fix its entry, or "
+                "`qac mcp remove " + status.name + "`"
+            )
+            yield Check("mcp", ok, detail)

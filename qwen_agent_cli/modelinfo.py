@@ -83,13 +83,19 @@ def doctor_lines(settings: Settings, info: ModelInfo) -> list[str]:
     )
 
 
+def accepts_images(settings: Settings) -> bool:
+    profile = settings.profile
+    facts = settings.catalogue.facts(profile.model)
+    return profile.images or bool(facts is not None and facts.images)
+
+
 def check_images(settings: Settings) -> None:
     """Refuse images, before any request, for a model not known to accept them: the catalogue
     says so, or the profile does (`images = true` for a server the catalogue cannot know)."""
+    if accepts_images(settings):
+        return
     profile = settings.profile
     facts = settings.catalogue.facts(profile.model)
-    if profile.images or (facts is not None and facts.images):
-        return
     why = (
         "the model catalogue says it does not"
         if facts is not None

@@ -37,6 +37,7 @@ SLASH_COMMANDS = {
     "/diff": "the changes made to files in this session",
     "/undo": "revert the file changes of the last turn",
     "/compact": "summarize older turns to free context",
+    "/mcp": "MCP servers: their state and tools",
     "/exit": "leave (Ctrl-D also works)",
 }
 ARGUMENT_CHOICES = {

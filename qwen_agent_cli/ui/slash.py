@@ -66,6 +66,7 @@ class SlashCommands:
             "/diff": self.cmd_diff,
             "/undo": self.cmd_undo,
             "/compact": self.cmd_compact,
+            "/mcp": self.cmd_mcp,
             "/exit": lambda _: False,
             "/quit": lambda _: False,
         }
@@ -202,6 +203,19 @@ class SlashCommands:
                 "[The user ran /undo: the file changes of the last turn were reverted "
                 f"({', '.join(restored)}). Those files are back as they were before it.]"
             )
+
+    def cmd_mcp(self, _: str) -> None:
+        from qwen_agent_cli.mcp_tools import describe_servers
+
+        hub = self.agent().servers.hub
+        if hub is None:
+            self.renderer.say(
+                "no MCP servers are configured: `qac mcp add NAME --command ...`, or "
+                "[mcp.servers.NAME] in your config"
+            )
+            return
+        for line in describe_servers(hub):
+            self.renderer.say(line)
 
     def cmd_compact(self, _: str) -> None:
         if self.built is None:
