@@ -232,7 +232,7 @@ def assemble(
     """Everything a run needs, checked before the first request is sent."""
     profile = settings.profile
     key = api_key(settings, env)
-    servers = start_servers(settings, env, workdir)
+    servers = start_servers(settings, env, workdir, data_dir(env) / "mcp-tools.json")
     repository = Repository.find(workdir)
     executor = executor or build_executor(settings, env, workdir)
     workspace = build_workspace(settings, env, workdir, protected=protected)

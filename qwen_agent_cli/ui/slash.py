@@ -207,7 +207,9 @@ class SlashCommands:
     def cmd_mcp(self, _: str) -> None:
         from qwen_agent_cli.mcp_tools import describe_servers
 
-        hub = self.agent().servers.hub
+        servers = self.agent().servers
+        servers.ensure_started()
+        hub = servers.hub
         if hub is None:
             self.renderer.say(
                 "no MCP servers are configured: `qac mcp add NAME --command ...`, or "
