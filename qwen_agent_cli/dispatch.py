@@ -6,7 +6,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 
-from qwen_agent_cli.approval import WEB_TOOL, ApprovalRequest, Approver, Policy, decide
+from qwen_agent_cli.approval import (
+    MCP_PREFIX,
+    WEB_TOOL,
+    ApprovalRequest,
+    Approver,
+    Policy,
+    decide,
+)
 from qwen_agent_cli.errors import ToolError
 from qwen_agent_cli.tools import ToolRegistry
 from qwen_agent_cli.tools.shell import test_command_line
@@ -45,6 +52,8 @@ class Dispatcher:
             if not scope:  # a URL the tool refuses before any connection: nothing to ask
                 return self.registry.invoke(found, call, args)
             summary = f"fetch {str(args.get('url', ''))[:300]} (outside the sandbox)"
+        if call.name.startswith(MCP_PREFIX):  # "mcp__git__git_status wants to call it with {...}"
+            summary = f"call it with {json.dumps(args, ensure_ascii=False)[:500]}"
         if not self.registry.ctx.workspace.writable and call.name in ("write_file", "edit_file"):
             return self.registry.invoke(found, call, args)  # refused by the tool; no question
         request = ApprovalRequest(call.name, summary, command, found.read_only, scope=scope)

@@ -143,3 +143,40 @@ def test_doctor_checks_each_configured_server(qac, repo: Path, clean_environ: Pa
     assert any(line.startswith("ok   mcp: box: ") for line in lines), lines
     assert any(line.startswith("FAIL mcp: broken: ") for line in lines), lines
     assert out.code == 1
+
+
+def test_the_repl_asks_before_an_mcp_call_and_lists_servers(
+    model_server: ScriptedServer, repo: Path, clean_environ: Path
+) -> None:
+    import os
+
+    import pexpect
+
+    configure(clean_environ)
+    model_server.script(turn(tool_call=("mcp__box__fail", {})), turn(text="REPL-DONE"))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "qwen_agent_cli", *server_args(model_server), "-C", str(repo)],
+        env={**os.environ, "TERM": "xterm-256color"},
+        dimensions=(40, 120),
+        encoding="utf-8",
+        timeout=60,
+    )
+    child.expect_exact("›")  # noqa: RUF001
+    child.send("/mcp")
+    child.expect_exact("/mcp")
+    child.send("\r")
+    child.expect("box  ready, \\d+ tools  \\(user config\\)")
+    child.expect_exact("echo  (allowed without asking)")
+    child.expect_exact("›")  # noqa: RUF001
+    child.send("try the failing tool")
+    child.expect_exact("failing tool")
+    child.send("\r")
+    child.expect_exact("mcp__box__fail wants to call it with {}")
+    child.expect("allow\\?")
+    child.sendline("y")
+    child.expect_exact("REPL-DONE")
+    child.expect_exact("›")  # noqa: RUF001
+    child.sendcontrol("d")
+    child.expect(pexpect.EOF)
+    assert tool_messages(model_server, 1)[-1]["content"] == "it went wrong"

@@ -409,7 +409,7 @@ def test_web_fetch_is_registered_read_only_with_its_schema():
 
 def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
     """A CA and a leaf certificate for the name `localhost` only (no IP address)."""
-    x509 = pytest.importorskip("cryptography.x509", reason="the cryptography package is needed")
+    from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
     from cryptography.x509.oid import NameOID
@@ -427,9 +427,34 @@ def make_certificates(folder: Path) -> tuple[Path, Path, Path]:
             .not_valid_after(now + datetime.timedelta(days=1))
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         )
+        # The extensions Python 3.13's strict verification (VERIFY_X509_STRICT) requires.
+        builder = builder.add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False
+        ).add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer.public_key()),
+            critical=False,
+        )
+        usage = dict.fromkeys(
+            (
+                "content_commitment",
+                "key_encipherment",
+                "data_encipherment",
+                "key_agreement",
+                "encipher_only",
+                "decipher_only",
+            ),
+            False,
+        )
+        builder = builder.add_extension(
+            x509.KeyUsage(digital_signature=True, key_cert_sign=ca, crl_sign=ca, **usage),
+            critical=True,
+        )
         if not ca:
             names = x509.SubjectAlternativeName([x509.DNSName("localhost")])
-            builder = builder.add_extension(names, critical=False)
+            builder = builder.add_extension(names, critical=False).add_extension(
+                x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
+                critical=False,
+            )
         return builder.sign(signer, hashes.SHA256())
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
