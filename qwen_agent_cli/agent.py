@@ -21,6 +21,7 @@ from qwen_agent_cli.events import (
     CompactionEvent,
     ErrorEvent,
     Event,
+    PlanEvent,
     Result,
     Session,
     ToolCallEvent,
@@ -33,6 +34,7 @@ from qwen_agent_cli.stalls import MAX_NUDGES, MISPLACED_CALL, Stalls, misplaced_
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.text import encodable_message
 from qwen_agent_cli.tokens import count_tokens
+from qwen_agent_cli.tools.plan import PLAN_TOOL, current_plan, plan_text, steps_of
 from qwen_agent_cli.types import Image, Message, SessionInfo, Status, Usage
 
 
@@ -157,6 +159,8 @@ class Agent:
                         is_error=result.is_error,
                         diff=result.diff,
                     )
+                    if call.name == PLAN_TOOL and not result.is_error:
+                        yield PlanEvent(steps=steps_of(call.arguments))
                 if stalls.stuck_on is not None:
                     status, answer = (
                         Status.STUCK,
@@ -222,6 +226,7 @@ class Agent:
             compaction.original_task(everything),
             recent,
             compaction.segments(everything) + 1,
+            plan=plan_text(current_plan(everything)),
         )
         for record in opened:
             self.store.append_message(self.session.id, record)

@@ -58,6 +58,8 @@ class Policy:
     """Domains web_fetch reaches without asking, in any mode (it runs outside the sandbox)."""
     mcp_allowed: frozenset[str] = frozenset()
     """MCP tools (`mcp__SERVER__TOOL`) the user's config allows without asking."""
+    plan_mode: bool = False
+    """Nothing may change: MCP tools (programs outside the sandbox) are refused."""
 
     def denied_by(self, command: str) -> str | None:
         """The deny pattern a command (or any part or wrapper form of it) matches."""
@@ -109,6 +111,12 @@ def unchecked(command: str) -> str:
 
 def decide(policy: Policy, request: ApprovalRequest, approver: Approver) -> Decision:
     """Deny wins; then the mode decides whether to ask the approver."""
+    if policy.plan_mode and request.tool.startswith(MCP_PREFIX):
+        return Decision(
+            False,
+            "plan mode: MCP tools run outside the sandbox and may change things, so they wait "
+            "until the user approves the plan",
+        )
     if request.command is not None:
         pattern = policy.denied_by(request.command)
         if pattern is not None:

@@ -6,6 +6,7 @@ Takes the environment as an argument; never reads the process environment itself
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -230,6 +231,8 @@ def assemble(
     protected: Sequence[Path] = (),
 ) -> Assembly:
     """Everything a run needs, checked before the first request is sent."""
+    if settings.plan_mode:  # read and search only: the sandbox and the file tools refuse writes
+        settings = dataclasses.replace(settings, sandbox="read-only")
     profile = settings.profile
     key = api_key(settings, env)
     servers = start_servers(settings, env, workdir, data_dir(env) / "mcp-tools.json")
@@ -286,6 +289,7 @@ def assemble(
                 settings.deny,
                 web_domains=settings.web_fetch_domains,
                 mcp_allowed=servers.allowed(),
+                plan_mode=settings.plan_mode,
             ),
             approver or NonInteractiveApprover(mode),
         ),

@@ -98,12 +98,22 @@ class Compactor:
         return list(messages[start:])
 
 
-def segment(summary: str, task: str, recent: Sequence[Message], number: int) -> list[Message]:
-    """The records that open a new segment: the marker, the summary user message, the recent
-    turns (copies, reasoning byte for byte)."""
+def segment(
+    summary: str,
+    task: str,
+    recent: Sequence[Message],
+    number: int,
+    plan: str = "",
+) -> list[Message]:
+    """The records that open a new segment: the marker, the summary user message (with the
+    current plan, so it outlives the turns that made it), the recent turns (copies, reasoning
+    byte for byte)."""
+    text = SUMMARY_MESSAGE.format(task=task.strip(), summary=summary)
+    if plan:
+        text += f"\n\nYour plan so far (update_plan):\n{plan}"
     return [
         Message(role=MARKER_ROLE, content=summary, name=f"segment {number}"),
-        Message(role="user", content=SUMMARY_MESSAGE.format(task=task.strip(), summary=summary)),
+        Message(role="user", content=text),
         *recent,
     ]
 

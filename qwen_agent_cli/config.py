@@ -97,6 +97,9 @@ class Settings:
     """USD per run before it stops with max_cost."""
     timeout: float | None = None
     """Wall-clock seconds per run before it stops with timeout."""
+    plan_mode: bool = False
+    """Read and search only, then present a plan (`--plan`, `/plan`): the sandbox read-only,
+    edits and MCP tools refused."""
     test_cmd: str | None = None
     """The command run_tests runs."""
     output_format: str = "text"

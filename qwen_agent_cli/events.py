@@ -60,6 +60,14 @@ class UsageEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PlanEvent:
+    """The model's plan changed (update_plan): the whole list of steps, each with its status."""
+
+    type: str = "plan"
+    steps: list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class CompactionEvent:
     """Older turns were summarized into a new segment (the store keeps them all)."""
 
@@ -112,6 +120,7 @@ Event = (
     | ToolResultEvent
     | UsageEvent
     | CompactionEvent
+    | PlanEvent
     | ErrorEvent
     | Result
 )

@@ -51,6 +51,7 @@ def test_schemas_come_from_signatures(registry: ToolRegistry):
         "grep",
         "shell",
         "run_tests",
+        "update_plan",
         "web_fetch",
     ]
     edit = schemas["edit_file"]["parameters"]

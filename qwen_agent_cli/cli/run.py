@@ -77,6 +77,14 @@ def run(
     compact_at: CompactAtOpt = None,
     store: StoreOpt = None,
     directory: DirOpt = None,
+    plan_mode: Annotated[
+        bool | None,
+        typer.Option(
+            "--plan",
+            help="Plan mode: read and search only (read-only sandbox, edits refused), then "
+            "present a plan; continue with --resume ID without --plan.",
+        ),
+    ] = None,
     image: Annotated[
         list[Path] | None,
         typer.Option(
@@ -90,6 +98,7 @@ def run(
     from qwen_agent_cli.assemble import assemble, workdir_of
     from qwen_agent_cli.images import load_image
     from qwen_agent_cli.modelinfo import check_images
+    from qwen_agent_cli.tools.plan import plan_prompt
 
     workdir = workdir_of(directory)
     flags = setting_flags(locals())
@@ -113,6 +122,8 @@ def run(
         )
         if settings.sandbox == "off":
             error(built.executor.description)
+        if settings.plan_mode:
+            text = plan_prompt(text)
         events = built.agent.run(text, resumed=built.resumed, images=images)
         result = drive(events, settings.output_format)
     finally:

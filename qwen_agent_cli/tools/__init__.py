@@ -2,6 +2,7 @@
 
 from qwen_agent_cli.tools.base import Output, Tool, ToolContext, ToolRegistry, tool
 from qwen_agent_cli.tools.files import edit_file, list_files, read_file, write_file
+from qwen_agent_cli.tools.plan import update_plan
 from qwen_agent_cli.tools.search import glob, grep
 from qwen_agent_cli.tools.shell import run_tests, shell
 from qwen_agent_cli.tools.web import web_fetch
@@ -15,6 +16,7 @@ BUILTIN_TOOLS: tuple[Tool, ...] = (
     grep,
     shell,
     run_tests,
+    update_plan,
     web_fetch,
 )
 

@@ -58,13 +58,13 @@ class JsonWriter:
 
 
 STREAM_TYPES = frozenset(
-    {"session", "thinking", "text", "tool_call", "tool_result", "usage", "error", "result"}
+    {"session", "thinking", "text", "tool_call", "tool_result", "usage", "plan", "error", "result"}
 )
 
 
 class StreamJsonWriter:
-    """One object per line as things happen, each with its `type`; only the DESIGN §8 types,
-    so a strict consumer never meets one it does not know."""
+    """One object per line as things happen, each with its `type`; only the DESIGN §8 types and
+    `plan` (the model's visible plan), so a strict consumer never meets one it does not know."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out

@@ -37,6 +37,7 @@ SLASH_COMMANDS = {
     "/diff": "the changes made to files in this session",
     "/undo": "revert the file changes of the last turn",
     "/compact": "summarize older turns to free context",
+    "/plan": "/plan [on|off]: plan mode: read and search only, then a plan to approve",
     "/mcp": "MCP servers: their state and tools",
     "/exit": "leave (Ctrl-D also works)",
 }
@@ -45,6 +46,7 @@ ARGUMENT_CHOICES = {
     "/preserve": ("on", "off"),
     "/approval": APPROVAL_MODES,
     "/sandbox": SANDBOX_MODES,
+    "/plan": ("on", "off"),
 }
 ATTACH = re.compile(r"(?<!\S)@(\S+)")
 ATTACH_LIMIT = 100_000

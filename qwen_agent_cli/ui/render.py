@@ -18,6 +18,7 @@ from qwen_agent_cli.events import (
     CompactionEvent,
     ErrorEvent,
     Event,
+    PlanEvent,
     Result,
     Session,
     Text,
@@ -131,6 +132,14 @@ class Renderer:
                     self.console.print(diff_renderable(result.diff))
             case UsageEvent():
                 pass
+            case PlanEvent(steps=steps):
+                self.end_block()
+                marks = {"done": "✓", "in_progress": "▶"}
+                self.say("plan:", "bold")
+                for step in steps:
+                    mark = marks.get(step["status"], "·")
+                    style = "dim" if step["status"] == "done" else "bold" if mark == "▶" else ""
+                    self.say(f"  {mark} {step['step']}", style)
             case CompactionEvent(kept_messages=kept, dropped_messages=dropped):
                 self.say(
                     f"context compacted: {dropped} earlier messages summarized, {kept} kept "

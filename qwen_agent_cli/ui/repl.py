@@ -23,10 +23,11 @@ from qwen_agent_cli.assemble import (
 )
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import QacError
-from qwen_agent_cli.events import Event, Result
+from qwen_agent_cli.events import Event, PlanEvent, Result
 from qwen_agent_cli.modelinfo import check_images
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.store import SessionStore
+from qwen_agent_cli.tools.plan import APPROVED, current_plan, plan_prompt
 from qwen_agent_cli.ui.output import relay
 from qwen_agent_cli.ui.prompt import (
     CTRL_C,
@@ -74,6 +75,7 @@ class Repl(SlashCommands):
         self.totals: dict[str, int] = {}
         self.cost = 0.0
         self.note = ""
+        self.plan: list[dict[str, str]] = []
         self._files: list[str] | None = None
 
     # -- session ---------------------------------------------------------------------------
@@ -116,9 +118,17 @@ class Repl(SlashCommands):
                 self.renderer.say(f"{PROMPT}{first[0][:100]}", "dim")
             elif message.role == "assistant" and first and not message.tool_calls:
                 self.renderer.say(f"  ⎿ {first[0][:100]}", "dim")
+        self.plan = current_plan(messages)
+        if self.plan:
+            self.renderer.write(PlanEvent(steps=self.plan))
 
     def toolbar(self) -> str:
         model = self.settings.profile.model
+        if self.settings.plan_mode:
+            model = f"PLAN MODE · {model}"
+        if self.plan:
+            done = sum(1 for step in self.plan if step["status"] == "done")
+            model = f"plan {done}/{len(self.plan)} · {model}"
         if not self.totals:
             return f" {model} · {self.settings.sandbox} · approval {self.mode()} "
         prompt, cached = self.totals.get("prompt_tokens", 0), self.totals.get("cached_tokens", 0)
@@ -182,9 +192,26 @@ class Repl(SlashCommands):
             self.renderer.say(f"attached {', '.join([*attached, *pictured])}", "dim")
         if self.note:
             message, self.note = f"{self.note}\n\n{message}", ""
+        planning = self.settings.plan_mode
+        if planning:
+            message = plan_prompt(message)
         built = self.agent()
         with self.checkpointed(), self.watcher.watching():
             self._drive(built.agent.run(message, images=images))
+        if planning and self.last is not None and self.last.status == "done":
+            self.offer_plan()
+
+    def offer_plan(self) -> None:
+        """After a plan-mode turn: on approval, leave plan mode and carry the plan out in the
+        same session (its preserved thinking included)."""
+        answer = self.approver.ask("approve this plan and carry it out? [y/N] ", "")
+        if answer.strip().lower() not in ("y", "yes"):
+            self.renderer.say("still in plan mode: refine the plan, or /plan off", "dim")
+            return
+        self.rebuild(plan_mode=False)
+        self.renderer.say("plan approved: plan mode off, carrying it out", "dim")
+        with self.checkpointed(), self.watcher.watching():
+            self._drive(self.agent().agent.run(APPROVED))
 
     @contextlib.contextmanager
     def checkpointed(self) -> Iterator[None]:
@@ -204,8 +231,14 @@ class Repl(SlashCommands):
 
     def _drive(self, events: Generator[Event, None, None]) -> None:
         """Render events; Ctrl-C or Esc is thrown into the loop so it stores what arrived."""
+
+        def show(event: Event) -> None:
+            if isinstance(event, PlanEvent):
+                self.plan = event.steps
+            self.renderer.write(event)
+
         try:
-            result = relay(events, self.renderer.write)
+            result = relay(events, show)
         except KeyboardInterrupt:
             self.renderer.say("interrupted", "yellow")
             return
@@ -282,7 +315,10 @@ def run_repl(
             if armed:
                 return 0
             armed = True
-            renderer.say("press Ctrl-C again to exit", "dim")
+            try:
+                renderer.say("press Ctrl-C again to exit", "dim")
+            except KeyboardInterrupt:  # the second one, while the terminal is not in raw mode
+                return 0
             continue
         armed = False
         if not repl.handle(line):

@@ -66,6 +66,7 @@ class SlashCommands:
             "/diff": self.cmd_diff,
             "/undo": self.cmd_undo,
             "/compact": self.cmd_compact,
+            "/plan": self.cmd_plan,
             "/mcp": self.cmd_mcp,
             "/exit": lambda _: False,
             "/quit": lambda _: False,
@@ -218,6 +219,20 @@ class SlashCommands:
             return
         for line in describe_servers(hub):
             self.renderer.say(line)
+
+    def cmd_plan(self, arg: str) -> None:
+        if arg not in ("", "on", "off"):
+            self.renderer.say("/plan [on|off]: plan mode (read and search, then a plan)")
+            return
+        self.rebuild(plan_mode=arg != "off")
+        if self.settings.plan_mode:
+            self.renderer.say(
+                "plan mode on: the model reads and searches only (read-only sandbox, edits "
+                "refused) and ends with a plan for you to approve",
+                "dim",
+            )
+        else:
+            self.renderer.say("plan mode off", "dim")
 
     def cmd_compact(self, _: str) -> None:
         if self.built is None:
