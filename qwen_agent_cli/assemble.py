@@ -21,6 +21,7 @@ from qwen_agent_cli.config import Settings
 from qwen_agent_cli.dispatch import Dispatcher
 from qwen_agent_cli.errors import ConfigError, StoreError
 from qwen_agent_cli.guard import homes, secret_paths
+from qwen_agent_cli.hooks import Hooks, parse_hooks
 from qwen_agent_cli.mcp_tools import McpSetup, start_servers
 from qwen_agent_cli.modelinfo import accepts_images, model_info
 from qwen_agent_cli.mounts import toolchain_env
@@ -232,6 +233,7 @@ def assemble(
     """Everything a run needs, checked before the first request is sent."""
     profile = settings.profile
     key = api_key(settings, env)
+    hooks = parse_hooks(settings.hooks)
     servers = start_servers(settings, env, workdir, data_dir(env) / "mcp-tools.json")
     repository = Repository.find(workdir)
     executor = executor or build_executor(settings, env, workdir)
@@ -259,6 +261,7 @@ def assemble(
     store.acquire(session.id)
     mode = settings.approval or default_approval
     model = model_info(settings, key)
+    session_hooks = Hooks(hooks, session.id, workspace, env)
     tools = registry()
     notices = [*servers.notices, *(format_notice(session, profile.format) if resumed else ())]
     priced = model.price_notice(max_cost=settings.max_cost)
@@ -288,6 +291,7 @@ def assemble(
                 mcp_allowed=servers.allowed(),
             ),
             approver or NonInteractiveApprover(mode),
+            session_hooks,
         ),
         compactor=Compactor(
             model.window,
@@ -303,6 +307,7 @@ def assemble(
         ),
         repository=repository,
         notices=notices,
+        hooks=session_hooks,
     )
     return Assembly(agent, resumed, executor, repository, servers)
 

@@ -88,6 +88,20 @@ class ErrorEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HookEvent:
+    """A configured hook ran (emitted only where hooks are configured). `blocked`: it refused
+    a tool call (PreToolUse) or sent the agent on for another turn (Stop)."""
+
+    type: str = "hook"
+    event: str
+    command: str
+    exit_code: int
+    blocked: bool = False
+    duration_s: float
+    output: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Result:
     type: str = "result"
     session_id: str
@@ -113,6 +127,7 @@ Event = (
     | UsageEvent
     | CompactionEvent
     | ErrorEvent
+    | HookEvent
     | Result
 )
 

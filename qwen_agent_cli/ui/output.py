@@ -58,7 +58,7 @@ class JsonWriter:
 
 
 STREAM_TYPES = frozenset(
-    {"session", "thinking", "text", "tool_call", "tool_result", "usage", "error", "result"}
+    {"session", "thinking", "text", "tool_call", "tool_result", "usage", "error", "hook", "result"}
 )
 
 
