@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -332,3 +333,46 @@ def test_hooks_run_with_the_users_environment(
     assert out.code == 0, out.stderr
     assert (tmp_path / "env.txt").read_text() == f"{out.json()['session_id']}:shell:none\n"
     assert os.environ["HOOK_TARGET"]
+
+
+def readme_hooks() -> str:
+    """The README's Hooks example, exactly as printed there."""
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    return readme.split("## Hooks", 1)[1].split("```toml\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readme_hooks_format_refuse_push_and_notify(
+    qac,
+    model_server: ScriptedServer,
+    repo: Path,
+    clean_environ: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    notified = tmp_path / "notified"
+    notify = bin_dir / "notify-send"
+    notify.write_text(f'#!/bin/sh\nprintf "%s|%s\\n" "$1" "$2" >> {notified}\n')
+    notify.chmod(0o755)
+    ruff = Path(sys.executable).parent  # ruff, as a user has it on PATH
+    monkeypatch.setenv("PATH", f"{bin_dir}:{ruff}:{os.environ['PATH']}")
+    configure(clean_environ, readme_hooks())
+    model_server.script(
+        turn(tool_call=("write_file", {"path": "calc2.py", "content": "x=[1,2 ,3]\n"})),
+        turn(tool_call=("shell", {"command": "git push --force origin main"})),
+        turn(text="Wrote calc2.py; pushing is yours."),
+    )
+    out = run_json(qac, model_server, repo, fmt="stream-json")
+    assert out.code == 0, out.stderr
+    assert (repo / "calc2.py").read_text() == "x = [1, 2, 3]\n"
+    assert tool_messages(model_server, 2)[-1]["content"] == (
+        "refused by hook: pushing is for people: leave the push to the user"
+    )
+    assert notified.read_text() == "qac is done|Wrote calc2.py; pushing is yours.\n"
+    hooks = [(e["event"], e["exit_code"], e["blocked"]) for e in out.lines() if e["type"] == "hook"]
+    assert hooks == [
+        ("PostToolUse", 0, False),  # write_file: matched by the formatter only
+        ("PreToolUse", 2, True),
+        ("Stop", 0, False),
+    ]
