@@ -376,3 +376,29 @@ def test_the_readme_hooks_format_refuse_push_and_notify(
         ("PreToolUse", 2, True),
         ("Stop", 0, False),
     ]
+
+
+def test_the_repl_shows_each_hook_run_as_one_dim_line() -> None:
+    from rich.console import Console
+
+    from qwen_agent_cli.events import HookEvent
+    from qwen_agent_cli.ui.render import Renderer
+
+    console = Console(record=True, width=80, force_terminal=True, color_system="standard")
+    renderer = Renderer(console, live=False)
+    renderer.write(
+        HookEvent(
+            event="PreToolUse",
+            command="./no-push.sh\nsecond line",
+            exit_code=2,
+            blocked=True,
+            duration_s=0.25,
+            output="no\x1b]52;c;aGk=\x07",
+        )
+    )
+    renderer.write(HookEvent(event="Stop", command="x", exit_code=2, blocked=True, duration_s=1))
+    assert console.export_text(clear=False) == (
+        "hook PreToolUse: ./no-push.sh · exit 2, blocked · 0.2s\n"
+        "hook Stop: x · exit 2, goes on · 1.0s\n"
+    )
+    assert "\x1b[2m" in console.export_text(styles=True)
