@@ -29,6 +29,7 @@ from qwen_agent_cli.events import (
     UsageEvent,
 )
 from qwen_agent_cli.history import tool_message, unanswered_calls
+from qwen_agent_cli.hooks import Hooks
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.stalls import MAX_NUDGES, MISPLACED_CALL, Stalls, misplaced_call
 from qwen_agent_cli.store import SessionStore
@@ -81,6 +82,7 @@ class Agent:
         compactor: Compactor | None = None,
         clock: Callable[[], float] = time.monotonic,
         notices: Sequence[str] = (),
+        hooks: Hooks | None = None,
     ) -> None:
         self.model = model
         self.store = store
@@ -92,6 +94,7 @@ class Agent:
         self.clock = clock
         self.notices = list(notices)
         """Said once, at the start of the next run (then forgotten)."""
+        self.hooks = hooks or Hooks()
 
     def run(
         self, prompt: str, *, resumed: bool = False, images: Sequence[Image] = ()
@@ -104,6 +107,7 @@ class Agent:
         messages = list(map(encodable_message, compaction.active(self.store.messages(session.id))))
         for dangling in unanswered_calls(messages):
             self._append(messages, dangling)
+        prompt = self.hooks.prompt(prompt, first=not messages)
         self._append(messages, Message(role="user", content=prompt, images=tuple(images)))
         turns, usage, status, answer, nudges = 0, Usage(), Status.DONE, "", 0
         exit_code: int | None = None
@@ -121,6 +125,7 @@ class Agent:
             for notice in self.notices:
                 yield ErrorEvent.note(notice)
             self.notices.clear()
+            yield from self.hooks.drain()
             while True:
                 status = self._budget_status(turns, usage, deadline)
                 if status is not Status.DONE:
@@ -145,10 +150,15 @@ class Agent:
                     continue
                 if not reply.tool_calls:
                     answer = reply.content or ""
-                    break
+                    again = yield from self.hooks.stop(answer)
+                    if again is None:
+                        break
+                    self._append(messages, Message(role="user", content=again))
+                    continue
                 for call in reply.tool_calls:
                     yield ToolCallEvent(id=call.id, name=call.name, arguments=call.arguments)
                     result = self.dispatcher.execute(call)
+                    yield from self.hooks.drain()
                     changed.update(result.files_changed)
                     output = stalls.record(call, result)
                     stored = self._append(messages, tool_message(result, output))

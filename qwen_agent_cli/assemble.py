@@ -22,6 +22,7 @@ from qwen_agent_cli.config import Settings
 from qwen_agent_cli.dispatch import Dispatcher
 from qwen_agent_cli.errors import ConfigError, StoreError
 from qwen_agent_cli.guard import homes, secret_paths
+from qwen_agent_cli.hooks import Hooks, parse_hooks
 from qwen_agent_cli.mcp_tools import McpSetup, start_servers
 from qwen_agent_cli.modelinfo import accepts_images, model_info
 from qwen_agent_cli.mounts import toolchain_env
@@ -235,6 +236,7 @@ def assemble(
         settings = dataclasses.replace(settings, sandbox="read-only")
     profile = settings.profile
     key = api_key(settings, env)
+    hooks = parse_hooks(settings.hooks)
     servers = start_servers(settings, env, workdir, data_dir(env) / "mcp-tools.json")
     repository = Repository.find(workdir)
     executor = executor or build_executor(settings, env, workdir)
@@ -262,6 +264,7 @@ def assemble(
     store.acquire(session.id)
     mode = settings.approval or default_approval
     model = model_info(settings, key)
+    session_hooks = Hooks(hooks, session.id, workspace, env)
     tools = registry()
     notices = [*servers.notices, *(format_notice(session, profile.format) if resumed else ())]
     priced = model.price_notice(max_cost=settings.max_cost)
@@ -292,6 +295,7 @@ def assemble(
                 plan_mode=settings.plan_mode,
             ),
             approver or NonInteractiveApprover(mode),
+            session_hooks,
         ),
         compactor=Compactor(
             model.window,
@@ -307,6 +311,7 @@ def assemble(
         ),
         repository=repository,
         notices=notices,
+        hooks=session_hooks,
     )
     return Assembly(agent, resumed, executor, repository, servers)
 

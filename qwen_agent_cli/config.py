@@ -49,6 +49,7 @@ TRUST_REQUIRED = frozenset(
         "web_fetch_domains",
         "web_fetch_private",
         "mcp",
+        "hooks",
     }
 )
 """Project-config keys that loosen the sandbox or approvals, choose an endpoint or a key, or
@@ -154,6 +155,9 @@ class Settings:
     mcp_servers: dict[str, dict[str, Any]] = field(default_factory=dict)
     """The `[mcp.servers.NAME]` tables of the user's (and a trusted project's) config, as
     written; `mcp_config` checks them."""
+    hooks: tuple[tuple[str, str, dict[str, Any]], ...] = ()
+    """The `[[hooks.EVENT]]` tables of the user's (and a trusted project's) config in order, each
+    as (source, event, table) as written; `hooks` checks them."""
     project_trusted: bool = False
     """The user trusts this project's config (so its `.mcp.json` servers may start)."""
     untrusted_keys: tuple[str, ...] = ()
@@ -177,7 +181,7 @@ class Settings:
 
 
 NOT_SETTINGS = frozenset(
-    {"providers", "catalogue", "mcp_servers", "project_trusted", "untrusted_keys"}
+    {"providers", "catalogue", "mcp_servers", "hooks", "project_trusted", "untrusted_keys"}
 )
 SETTING_NAMES = frozenset(f.name for f in fields(Settings)) - NOT_SETTINGS
 
@@ -256,8 +260,11 @@ def _merge(
     TRUST_REQUIRED keys are checked, then listed there instead of set (a project could
     otherwise point a profile elsewhere, or price a model at 0 to lift --max-cost)."""
     for key, value in data.items():
-        if key in tables and ignored is not None:
+        if key in (*tables, "hooks") and ignored is not None:
             ignored.append(key)
+            continue
+        if key == "hooks":
+            values["hooks"] = (*values.get("hooks", ()), *_hook_tables(value, source))
             continue
         if key in tables:
             if not isinstance(value, dict):
@@ -275,6 +282,20 @@ def _merge(
                 _set(values, name, subvalue, f"{source}: {key}.{sub}", ignored)
             continue
         _set(values, key, value, f"{source}: {key}", ignored)
+
+
+def _hook_tables(value: Any, source: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """`[[hooks.EVENT]]` arrays of tables, in order; `hooks.py` checks what they hold."""
+    if not isinstance(value, dict):
+        raise ConfigError(f"{source}: [hooks] must be a table of [[hooks.EVENT]] arrays")
+    found: list[tuple[str, str, dict[str, Any]]] = []
+    for event, entries in value.items():
+        if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+            raise ConfigError(
+                f"{source}: hooks.{event} must be an array of [[hooks.{event}]] tables"
+            )
+        found += [(source, event, entry) for entry in entries]
+    return found
 
 
 def _set(

@@ -96,6 +96,20 @@ class ErrorEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class HookEvent:
+    """A configured hook ran (emitted only where hooks are configured). `blocked`: it refused
+    a tool call (PreToolUse) or sent the agent on for another turn (Stop)."""
+
+    type: str = "hook"
+    event: str
+    command: str
+    exit_code: int
+    blocked: bool = False
+    duration_s: float
+    output: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Result:
     type: str = "result"
     session_id: str
@@ -122,6 +136,7 @@ Event = (
     | CompactionEvent
     | PlanEvent
     | ErrorEvent
+    | HookEvent
     | Result
 )
 

@@ -31,6 +31,7 @@ from qwen_agent_cli.mounts import (
 )
 
 CAPTURE_LIMIT = 1_000_000
+HOST_CAPTURE_LIMIT = 100_000
 READ_CHUNK = 65536
 PR_SET_PDEATHSIG = 1
 ENV_ALLOWED = ("PATH", "LANG", "LANGUAGE", "TERM", "TZ", "USER", "LOGNAME", "LC_*")
@@ -196,6 +197,83 @@ def run_process(
         truncated=capture.dropped > 0,
         duration_s=time.monotonic() - started,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class HostResult:
+    """What a command run on the host (a hook) gave back, its two streams kept apart."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    timed_out: bool = False
+    duration_s: float = 0.0
+
+
+def run_on_host(
+    command: str,
+    *,
+    cwd: Path,
+    env: Mapping[str, str],
+    stdin: bytes,
+    timeout: float,
+    capture_limit: int = HOST_CAPTURE_LIMIT,
+) -> HostResult:
+    """The user's own program (a hook), outside the sandbox: `/bin/sh -c` in its own session
+    with `stdin` fed to it, stdout and stderr capped; its whole process group is killed on
+    timeout and on every other way out, and it dies with qac, so it is never left running."""
+    started = time.monotonic()
+    try:
+        proc = subprocess.Popen(
+            ["/bin/sh", "-c", command],
+            cwd=cwd,
+            env=dict(env),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+            preexec_fn=_dies_with_parent(),
+        )
+    except OSError as exc:
+        return HostResult(exit_code=127, stdout="", stderr=f"cannot start the command: {exc}")
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    out, err = _Capture(capture_limit), _Capture(capture_limit)
+    threads = [
+        threading.Thread(target=_drain, args=(proc.stdout, out), daemon=True),
+        threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True),
+        threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True),
+    ]
+    for thread in threads:
+        thread.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        _kill_group(proc.pid)
+        proc.wait()
+    for thread in threads:
+        thread.join(timeout=5)
+    proc.stdout.close()
+    proc.stderr.close()
+    return HostResult(
+        exit_code=124 if timed_out else proc.returncode,
+        stdout=out.text(),
+        stderr=err.text(),
+        timed_out=timed_out,
+        duration_s=time.monotonic() - started,
+    )
+
+
+def _feed(stream: IO[bytes], data: bytes) -> None:
+    """Write a command's stdin; one that exits without reading it is no failure."""
+    with contextlib.suppress(OSError):
+        stream.write(data)
+    with contextlib.suppress(OSError):
+        stream.close()
 
 
 def _kill_group(pid: int) -> None:

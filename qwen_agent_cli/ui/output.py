@@ -58,7 +58,18 @@ class JsonWriter:
 
 
 STREAM_TYPES = frozenset(
-    {"session", "thinking", "text", "tool_call", "tool_result", "usage", "plan", "error", "result"}
+    {
+        "session",
+        "thinking",
+        "text",
+        "tool_call",
+        "tool_result",
+        "usage",
+        "plan",
+        "hook",
+        "error",
+        "result",
+    }
 )
 
 

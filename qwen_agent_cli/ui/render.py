@@ -18,6 +18,7 @@ from qwen_agent_cli.events import (
     CompactionEvent,
     ErrorEvent,
     Event,
+    HookEvent,
     PlanEvent,
     Result,
     Session,
@@ -61,6 +62,16 @@ def summarize_result(event: ToolResultEvent) -> str:
     if event.name in ("write_file", "edit_file"):
         return first[:100]
     return f"{lines} lines"
+
+
+def hook_line(event: HookEvent) -> str:
+    """`hook PreToolUse: ./check.sh · exit 2, blocked · 0.1s`: one line per hook run."""
+    command = event.command.splitlines()[0] if event.command else ""
+    command = command if len(command) <= ARG_PREVIEW else command[: ARG_PREVIEW - 1] + "…"
+    blocked = (", goes on" if event.event == "Stop" else ", blocked") if event.blocked else ""
+    return (
+        f"hook {event.event}: {command} · exit {event.exit_code}{blocked} · {event.duration_s:.1f}s"
+    )
 
 
 def status_line(result: Result, model: str = "") -> str:
@@ -152,6 +163,8 @@ class Renderer:
                 self.console.print(
                     f"[yellow]{label}:[/] {escape(visible(message))}", highlight=False
                 )
+            case HookEvent() as hook:
+                self.say(hook_line(hook), "dim")
             case Result() as result:
                 self.end_block()
                 self.console.print(
