@@ -38,6 +38,7 @@ SLASH_COMMANDS = {
     "/undo": "revert the file changes of the last turn",
     "/compact": "summarize older turns to free context",
     "/mcp": "MCP servers: their state and tools",
+    "/init": "have the model write AGENTS.md for this repository (/init force rewrites it)",
     "/exit": "leave (Ctrl-D also works)",
 }
 ARGUMENT_CHOICES = {
