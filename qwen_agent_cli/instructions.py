@@ -80,7 +80,7 @@ class _Reader:
         if resolved in self.seen_paths:
             return
         if covered(resolved, self.secrets):
-            self.note(f"{label} skipped: it holds credentials or qac's own files")
+            self.note(f"{label} refused: it holds credentials or qac's own files")
             return
         if self.budget <= 0:
             self.note(f"{label} not loaded: instructions are limited to {TOTAL_LIMIT} bytes")
@@ -120,7 +120,7 @@ class _Reader:
         if not candidate.exists() and not candidate.is_symlink():
             return  # prose such as `@someone`: nothing to import
         inside = real_path(candidate)
-        if not inside.is_relative_to(real_path(root)) or covered(inside, self.secrets):
+        if not inside.is_relative_to(real_path(root)):
             self.note(f"{label} imports @{target}: refused, it leads outside the workspace")
             return
         shown = _label(label, inside.relative_to(real_path(root)))
@@ -165,7 +165,10 @@ def load(
     reader = _Reader(budget=limit)
     if user_dir is not None and (user_dir / USER_FILE).exists():
         # The user's own file sits among qac's private files: it is read before they are barred.
-        reader.read(user_dir.resolve(), Path(USER_FILE), f"{USER_LABEL}/{USER_FILE}", chain=())
+        # A link (a dotfiles checkout) is the user's to make: its target's folder is the root.
+        user_file = real_path(user_dir / USER_FILE)
+        label = f"{USER_LABEL}/{USER_FILE}"
+        reader.read(user_file.parent, Path(user_file.name), label, chain=())
     # As the Workspace does: a secret folder that holds the repository is where the user works.
     reader.secrets = [real_path(p) for p in secrets if not root.is_relative_to(real_path(p))]
     directories = [Path()]
