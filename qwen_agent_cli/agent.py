@@ -121,6 +121,7 @@ class Agent:
                 model=self.model.model,
                 provider=session.provider,
                 resumed=resumed,
+                instructions=list(session.settings.get("instructions", [])),
             )
             for notice in self.notices:
                 yield ErrorEvent.note(notice)

@@ -173,9 +173,12 @@ def open_session(
     resume: str | None,
     continue_latest: bool,
     map_cache: Path | None = None,
+    user_dir: Path | None = None,
+    secrets: Sequence[Path] = (),
 ) -> tuple[SessionInfo, bool]:
     """The stored session to continue, or a new one with its snapshot taken now, once.
-    `tools` is asked for the tool schemas after the snapshot (MCP servers start meanwhile)."""
+    `tools` is asked for the tool schemas after the snapshot (MCP servers start meanwhile).
+    The instruction files it read are kept in its settings, so a resume reports the same."""
     if resume:
         return store.get(resume), True
     if continue_latest:
@@ -190,6 +193,8 @@ def open_session(
         map_tokens=settings.map_tokens,
         map_cache=map_cache,
         count_tokens=estimate_tokens,
+        user_dir=user_dir,
+        secrets=secrets,
     )
     details: dict[str, object] = {
         "thinking": settings.thinking,
@@ -197,7 +202,10 @@ def open_session(
         "sandbox": settings.sandbox,
         "base_url": profile.base_url,
         "format": profile.format,
+        "instructions": taken.instructions.listing(),
     }
+    if taken.instructions.notes:
+        details["instruction_notes"] = list(taken.instructions.notes)
     if taken.map is not None:
         details["repository_map"] = {
             "files_parsed": taken.map.files_parsed,
@@ -258,6 +266,8 @@ def assemble(
         resume=resume,
         continue_latest=continue_latest,
         map_cache=map_cache_dir(env, workdir),
+        user_dir=user_config_file(env).parent,
+        secrets=private_paths(settings, env),
     )
     # One writer per session: a second qac on it is refused here, before it writes anything.
     # The lease goes back when the caller closes the store, however the run ends.

@@ -11,18 +11,16 @@ import hashlib
 import os
 import stat
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from qwen_agent_cli.errors import ToolError
-from qwen_agent_cli.guard import read_capped
+from qwen_agent_cli import instructions
+from qwen_agent_cli.instructions import Instructions
 from qwen_agent_cli.repomap import RepoMap, build_map
 from qwen_agent_cli.repository import Repository
 
-MEMORY_FILES = ("AGENTS.md", "QWEN.md")
 TREE_LIMIT = 300
-MEMORY_LIMIT = 20_000
 STATUS_LIMIT = 60
 WALK_SKIP = frozenset({".git", "node_modules", "__pycache__", ".venv", "venv", ".tox"})
 LISTING = (
@@ -39,6 +37,7 @@ REGULAR_MODES = frozenset({"100644", "100755"})
 class Snapshot:
     text: str
     map: RepoMap | None = None
+    instructions: Instructions = field(default_factory=Instructions)
 
 
 def snapshot(
@@ -48,9 +47,11 @@ def snapshot(
     map_tokens: int = 0,
     map_cache: Path | None = None,
     count_tokens: Callable[[str], int] | None = None,
+    user_dir: Path | None = None,
+    secrets: Sequence[Path] = (),
 ) -> Snapshot:
-    """Repository name, branch, status, a bounded file tree, the memory files and the
-    repository map, as text: taken once per session and stored with it."""
+    """Repository name, branch, status, a bounded file tree, the instruction files (see
+    `instructions`) and the repository map, as text: taken once per session and stored with it."""
     workdir = workdir.resolve()
     root = repository.root if repository is not None else workdir
     parts = [f"Repository: {root.name}"]
@@ -62,8 +63,9 @@ def snapshot(
         parts[0] += " (not a git repository)"
         files, blobs = _walk_files(root), {}
     parts.append(f"Files ({len(files)}):\n{_tree(files)}")
-    for name, text in _memory_files(root, workdir):
-        parts.append(f"{name}:\n{text}")
+    loaded = instructions.load(root, workdir, user_dir, secrets=secrets)
+    if loaded.text:
+        parts.append(loaded.text)
     built = None
     if map_tokens > 0:
         built = build_map(
@@ -76,7 +78,7 @@ def snapshot(
         )
         if built.text:
             parts.append(f"Repository map (most referenced definitions first):\n{built.text}")
-    return Snapshot("\n\n".join(parts), built)
+    return Snapshot("\n\n".join(parts), built, loaded)
 
 
 def _git_status_and_files(repository: Repository) -> tuple[str, list[str], dict[str, str]]:
@@ -142,26 +144,6 @@ def _tree(files: list[str]) -> str:
     lines = [f"{d} ({n} files)" for d, n in sorted(per_dir.items())]
     lines += [f for f in files if "/" not in f]
     return "\n".join(lines[:TREE_LIMIT])
-
-
-def _memory_files(root: Path, workdir: Path) -> list[tuple[str, str]]:
-    directories = [root]
-    if workdir != root and workdir.is_relative_to(root):
-        relative = workdir.relative_to(root)
-        directories += [root / Path(*relative.parts[: i + 1]) for i in range(len(relative.parts))]
-    found = []
-    for directory in directories:
-        for name in MEMORY_FILES:
-            path = directory / name
-            if not path.is_file():
-                continue
-            try:
-                data = read_capped(root, path.relative_to(root), MEMORY_LIMIT)
-            except ToolError:
-                continue  # a link out of the repository, a FIFO: never followed
-            text = data[:MEMORY_LIMIT].decode("utf-8", errors="replace")
-            found.append((str(path.relative_to(root)), text.strip()))
-    return found
 
 
 def file_fingerprints(repository: Repository | None) -> dict[str, str]:

@@ -17,6 +17,8 @@ class Session:
     model: str
     provider: str
     resumed: bool = False
+    instructions: list[dict[str, Any]] = field(default_factory=list)
+    """The instruction files the session's context holds: `{"path": ..., "tokens": ...}`."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

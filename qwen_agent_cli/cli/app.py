@@ -39,7 +39,7 @@ EXIT_BY_STATUS = {
 }
 
 SUBCOMMANDS = frozenset(
-    {"run", "ci", "sessions", "config", "doctor", "demo", "repl", "trust", "mcp"}
+    {"run", "ci", "sessions", "config", "doctor", "demo", "repl", "trust", "mcp", "init"}
 )
 VALUE_OPTIONS = frozenset(
     {

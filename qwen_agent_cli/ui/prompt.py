@@ -39,6 +39,7 @@ SLASH_COMMANDS = {
     "/compact": "summarize older turns to free context",
     "/plan": "/plan [on|off]: plan mode: read and search only, then a plan to approve",
     "/mcp": "MCP servers: their state and tools",
+    "/init": "have the model write AGENTS.md for this repository (/init force rewrites it)",
     "/exit": "leave (Ctrl-D also works)",
 }
 ARGUMENT_CHOICES = {

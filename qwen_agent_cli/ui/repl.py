@@ -298,6 +298,7 @@ def run_repl(
     renderer.say(f"qac · {workdir} · /help for commands, Ctrl-D to exit", "dim")
     if resume or continue_latest:
         repl.agent()
+    repl.show_instructions()
     if first_prompt:
         repl.handle(first_prompt)
     armed = False

@@ -4,7 +4,7 @@ A mixin of `Repl`, which owns the state these read and change."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ class SlashCommands:
     """`/help`, `/new`, `/resume`, `/model`, ... on the REPL's state."""
 
     settings: Settings
+    env: Mapping[str, str]
     store: SessionStore
     renderer: Renderer
     repository: Repository | None
@@ -50,6 +51,9 @@ class SlashCommands:
     def _drive(self, events: Generator[Event, None, None]) -> None:
         raise NotImplementedError
 
+    def turn(self, text: str) -> None:
+        raise NotImplementedError
+
     def slash(self, name: str, arg: str) -> bool:
         handlers: dict[str, Callable[[str], bool | None]] = {
             "/help": self.cmd_help,
@@ -68,6 +72,7 @@ class SlashCommands:
             "/compact": self.cmd_compact,
             "/plan": self.cmd_plan,
             "/mcp": self.cmd_mcp,
+            "/init": self.cmd_init,
             "/exit": lambda _: False,
             "/quit": lambda _: False,
         }
@@ -176,6 +181,40 @@ class SlashCommands:
         for part, count in parts.items():
             self.renderer.say(f"{part:<20} {count:>8} tokens")
         self.renderer.say(f"{'total':<20} {used:>8} tokens of {window} ({used / window:.1%})")
+        self.show_instructions()
+
+    def show_instructions(self) -> None:
+        """Which instruction files the session holds, with their tokens: the stored list once
+        a session is open (a resume reports what it started with), else what a new one reads."""
+        from qwen_agent_cli import instructions
+        from qwen_agent_cli.assemble import private_paths, user_config_file
+
+        if self.built is not None:
+            stored = self.built.agent.session.settings
+            files, notes = stored.get("instructions", []), stored.get("instruction_notes", [])
+        else:
+            root = self.repository.root if self.repository is not None else self.workdir
+            loaded = instructions.load(
+                root,
+                self.workdir,
+                user_config_file(self.env).parent,
+                secrets=private_paths(self.settings, self.env),
+            )
+            files, notes = loaded.listing(), list(loaded.notes)
+        self.renderer.say(instructions.describe(files), "dim")
+        for note in notes:
+            self.renderer.say(note, "yellow")
+
+    def cmd_init(self, arg: str) -> None:
+        """Ask the model to write AGENTS.md; the write is approved like any other edit."""
+        from qwen_agent_cli import agents_md
+
+        if agents_md.exists(self.workdir) and arg != "force":
+            self.renderer.say("AGENTS.md exists; /init force has the model rewrite it", "yellow")
+            return
+        self.turn(agents_md.init_prompt())
+        if agents_md.exists(self.workdir):
+            self.renderer.say("sessions started from now on read AGENTS.md (/new)", "dim")
 
     def cmd_diff(self, _: str) -> None:
         now = context.snapshot_tree(self.repository)
