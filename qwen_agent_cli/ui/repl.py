@@ -75,6 +75,9 @@ class Repl(SlashCommands):
         self.cost = 0.0
         self.note = ""
         self._files: list[str] | None = None
+        self.custom = None
+        self.confirmed = {}
+        self.reported = set()
 
     # -- session ---------------------------------------------------------------------------
 
@@ -172,10 +175,11 @@ class Repl(SlashCommands):
         self.renderer.say(result.output.rstrip("\n") or "(no output)")
         self.renderer.say(f"exit code {result.exit_code}", "dim")
 
-    def turn(self, text: str) -> None:
+    def turn(self, text: str, *, attach: bool = True) -> None:
+        """Send one message; `attach=False` for a custom command's, attached already."""
         workspace = build_workspace(self.settings, self.env, self.workdir)
-        message, attached = attach_files(text, workspace)
-        images, pictured = attach_images(text, workspace)
+        message, attached = attach_files(text, workspace) if attach else (text, [])
+        images, pictured = attach_images(text, workspace) if attach else ([], [])
         if images:
             check_images(self.settings)
         if attached or pictured:
@@ -245,7 +249,11 @@ def run_repl(
         history = InMemoryHistory()
     holder: dict[str, Repl] = {}
     session = prompt_session(
-        history, lambda: holder["repl"].files(), lambda: holder["repl"].toolbar(), **io
+        history,
+        lambda: holder["repl"].files(),
+        lambda: holder["repl"].toolbar(),
+        lambda: holder["repl"].custom_summaries(),
+        **io,
     )
 
     def ask(question: str, default: str) -> str:
