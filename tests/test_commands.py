@@ -182,8 +182,10 @@ def test_the_repl_lists_completes_and_runs_custom_commands(
 ):
     write(
         clean_environ / "commands" / "greet.md",
-        "---\ndescription: Say hello\nargument-hint: NAME\n---\nGreet $1 warmly.",
+        "---\ndescription: Say hello\nargument-hint: NAME\nmodel: qwen3.6-greeter\n---\n"
+        "Greet $1 warmly.",
     )
+    write(clean_environ / "commands" / "broken.md", "---\ncolor: red\n---\nx")
     write(repo / ".qac" / "commands" / "probe.md", "Probe:\n!`echo PROBED-$((6*7))`")
     subprocess.run(["git", "add", "-A"], cwd=repo, check=True)
     model_server.script(turn(text="HELLO-DONE"), turn(text="PROBE-ONE"), turn(text="PROBE-TWO"))
@@ -209,6 +211,12 @@ def test_the_repl_lists_completes_and_runs_custom_commands(
     child.expect_exact("PROBE-ONE")
     child.expect_exact(PROMPT)
     assert user_message(model_server.requests[1]) == "Probe:\nPROBED-42"
+    models = [r["model"] for r in model_server.requests]
+    assert models[0] == "qwen3.6-greeter"
+    assert models[1] != "qwen3.6-greeter"  # the command's model held for its turn only
+    submit(child, "/broken")  # one red line; the REPL goes on
+    child.expect_exact("'color'")
+    child.expect_exact(PROMPT)
     submit(child, "/probe")  # asked once per command: the answer holds
     child.expect_exact("PROBE-TWO")
     child.expect_exact(PROMPT)
