@@ -28,6 +28,8 @@ OUTPUT_FORMATS = ("text", "json", "stream-json")
 PROJECT_CONFIG = Path(".qac") / "config.toml"
 MCP_PROJECT_FILE = Path(".mcp.json")
 """The MCP servers file other CLIs read; its servers start only in a trusted project."""
+COMMANDS_DIR = Path(".qac") / "commands"
+"""A project's custom slash commands (their shell lines run only in a trusted project)."""
 ENV_PREFIX = "QAC_"
 PROJECT_CONFIG_LIMIT = 1_000_000
 TRUST_REQUIRED = frozenset(

@@ -30,9 +30,15 @@ class Dispatcher:
     policy: Policy
     approver: Approver
     hooks: Hooks = field(default_factory=Hooks)
+    only: frozenset[str] | None = None
+    """The tools a custom command allows for its turn (its `allowed-tools`); None: all."""
 
     def execute(self, call: ToolCall) -> ToolResult:
         """Parse, approve, run; every failure becomes an error result for the model."""
+        if self.only is not None and call.name not in self.only:
+            allowed = ", ".join(sorted(self.only)) or "none"
+            message = f"refused: this command allows only these tools: {allowed}"
+            return ToolResult(call.id, call.name, message, is_error=True)
         try:
             found, args = self.registry.parse(call)
         except ToolError as exc:

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from qwen_agent_cli.config import MCP_PROJECT_FILE, PROJECT_CONFIG
+from qwen_agent_cli.config import COMMANDS_DIR, MCP_PROJECT_FILE, PROJECT_CONFIG
 from qwen_agent_cli.errors import ConfigError, ToolError
-from qwen_agent_cli.guard import read_capped
+from qwen_agent_cli.guard import inside, read_capped
 
 TRUST_FILE = "trusted-projects.json"
 TRUSTED_FILES = (PROJECT_CONFIG, MCP_PROJECT_FILE)
@@ -49,7 +49,27 @@ def project_digest(project: Path) -> str:
             digest.update(b"refused\0")
             continue
         digest.update(hashlib.sha256(data).digest())
+    for listed in command_files(project):  # none: the digest stays what it was before commands
+        try:
+            data = read_capped(project, listed, READ_LIMIT)
+        except ToolError:
+            data = b"refused"
+        digest.update(f"{listed}\0".encode() + hashlib.sha256(data).digest())
     return "sha256:" + digest.hexdigest()
+
+
+def command_files(project: Path) -> list[str]:
+    """The project's command files (their shell lines run once it is trusted), so a changed
+    command needs trust again; links to folders are not followed."""
+    base = project / COMMANDS_DIR
+    if not base.is_dir() or not inside(project, base):
+        return []
+    return sorted(
+        str(Path(folder, name).relative_to(project))
+        for folder, _, names in os.walk(base)
+        for name in names
+        if name.endswith(".md")
+    )
 
 
 class TrustStore:

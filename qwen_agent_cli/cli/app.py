@@ -14,6 +14,7 @@ import typer
 
 from qwen_agent_cli import __version__, signals
 from qwen_agent_cli.config import (
+    COMMANDS_DIR,
     MCP_PROJECT_FILE,
     PROJECT_CONFIG,
     SETTING_NAMES,
@@ -140,8 +141,9 @@ def settings_for(directory: Path | None, *, warn: bool = True, **flags: Any) -> 
 
     env = dict(os.environ)
     trusted = False
-    if directory is not None and any(
-        (directory / name).is_file() for name in (PROJECT_CONFIG, MCP_PROJECT_FILE)
+    if directory is not None and (
+        any((directory / name).is_file() for name in (PROJECT_CONFIG, MCP_PROJECT_FILE))
+        or (directory / COMMANDS_DIR).is_dir()
     ):
         from qwen_agent_cli.trust import TrustStore
 

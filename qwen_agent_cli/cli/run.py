@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import threading
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -42,8 +43,13 @@ from qwen_agent_cli.cli.app import (
     settings_for,
     warned_untrusted,
 )
-from qwen_agent_cli.config import PROJECT_CONFIG
+from qwen_agent_cli.config import PROJECT_CONFIG, Settings
 from qwen_agent_cli.errors import ConfigError
+
+if TYPE_CHECKING:
+    from qwen_agent_cli.assemble import Assembly
+    from qwen_agent_cli.commands import CustomCommand
+    from qwen_agent_cli.sandbox import ExecResult
 
 
 def preload_sdk(wire_format: str) -> None:
@@ -106,11 +112,14 @@ def run(
     preload_sdk(settings.profile.format)
     text = read_prompt(prompt)
     images = [load_image(path) for path in image or ()]
+    invoked = invoked_command(text, workdir)
     session_store = open_store(settings)
     try:
         settings, resume = resumed_settings(
             session_store, workdir, flags, settings, resume, continue_
         )
+        if invoked is not None and invoked[0].model:
+            settings = dataclasses.replace(settings, model=invoked[0].model)
         if images:
             check_images(settings)
         built = assemble(
@@ -122,6 +131,8 @@ def run(
         )
         if settings.sandbox == "off":
             error(built.executor.description)
+        if invoked is not None:
+            text = expand_command(*invoked, settings, workdir, built)
         if settings.plan_mode:
             text = plan_prompt(text)
         events = built.agent.run(text, resumed=built.resumed, images=images)
@@ -129,6 +140,46 @@ def run(
     finally:
         session_store.close()
     finish(result)
+
+
+def invoked_command(text: str, workdir: Path) -> tuple[CustomCommand, str] | None:
+    """The custom command a `/name args` prompt names (checked before anything is stored);
+    any other prompt, `/x` included, is sent as it is."""
+    if not text.lstrip().startswith("/"):
+        return None
+    from qwen_agent_cli import commands
+    from qwen_agent_cli.assemble import user_config_file
+
+    user_dir = commands.user_commands_dir(user_config_file(os.environ))
+    invoked = commands.find(text, commands.discover(workdir, user_dir)[0])
+    if invoked is not None and invoked[0].problem:
+        raise ConfigError(invoked[0].problem)
+    return invoked
+
+
+def expand_command(
+    command: CustomCommand, arguments: str, settings: Settings, workdir: Path, built: Assembly
+) -> str:
+    """The command's prompt, its shell lines run in the run's sandbox; an untrusted project's
+    are refused (the rest is sent) with one line saying so. Its `allowed-tools` hold for the run."""
+    from qwen_agent_cli import commands
+    from qwen_agent_cli.assemble import build_workspace
+
+    def run(line: str) -> ExecResult:
+        return built.executor.run(line, cwd=workdir, timeout=settings.command_timeout)
+
+    trusted = settings.project_trusted or not command.project
+    workspace = build_workspace(settings, os.environ, workdir)
+    expansion = commands.expand(command, arguments, workspace, run if trusted else None)
+    if expansion.refused:
+        error(
+            f"not running the shell lines of {command.path}: the project is not trusted "
+            "(review its commands, then `qac trust`)"
+        )
+    if command.allowed_tools is not None:
+        only = frozenset(command.allowed_tools)
+        built.agent.dispatcher = dataclasses.replace(built.agent.dispatcher, only=only)
+    return expansion.text
 
 
 @app.command()

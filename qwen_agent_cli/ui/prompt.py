@@ -4,8 +4,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prompt_toolkit import PromptSession
@@ -14,6 +13,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.history import History
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
+from qwen_agent_cli.commands import ATTACH, file_blocks
 from qwen_agent_cli.config import APPROVAL_MODES, SANDBOX_MODES
 from qwen_agent_cli.errors import ConfigError, ToolError
 from qwen_agent_cli.guard import read_capped
@@ -49,8 +49,6 @@ ARGUMENT_CHOICES = {
     "/sandbox": SANDBOX_MODES,
     "/plan": ("on", "off"),
 }
-ATTACH = re.compile(r"(?<!\S)@(\S+)")
-ATTACH_LIMIT = 100_000
 CTRL_C = "\x03"
 PROMPT = "› "  # noqa: RUF001
 
@@ -65,10 +63,16 @@ def parse_slash(line: str) -> tuple[str, str] | None:
 
 
 class ReplCompleter(Completer):
-    """Slash commands and their arguments, and `@path` file names from the workspace."""
+    """Slash commands (built-in and custom) and their arguments, and `@path` file names from
+    the workspace."""
 
-    def __init__(self, files: Callable[[], list[str]]) -> None:
+    def __init__(
+        self,
+        files: Callable[[], list[str]],
+        custom: Callable[[], Mapping[str, str]] = dict,
+    ) -> None:
         self.files = files
+        self.custom = custom
 
     def get_completions(
         self, document: Document, complete_event: CompleteEvent
@@ -77,7 +81,7 @@ class ReplCompleter(Completer):
         if before.startswith("/") and "\n" not in before:
             name, space, arg = before.partition(" ")
             if not space:
-                for command, help_text in SLASH_COMMANDS.items():
+                for command, help_text in {**self.custom(), **SLASH_COMMANDS}.items():
                     if command.startswith(name.lower()):
                         yield Completion(command, -len(name), display_meta=help_text)
                 return
@@ -122,12 +126,16 @@ def key_bindings() -> KeyBindings:
 
 
 def prompt_session(
-    history: History, files: Callable[[], list[str]], toolbar: Callable[[], str], **io: Any
+    history: History,
+    files: Callable[[], list[str]],
+    toolbar: Callable[[], str],
+    custom: Callable[[], Mapping[str, str]] = dict,
+    **io: Any,
 ) -> PromptSession[str]:
     return PromptSession(
         multiline=True,
         key_bindings=key_bindings(),
-        completer=ReplCompleter(files),
+        completer=ReplCompleter(files, custom),
         complete_while_typing=True,
         history=history,
         bottom_toolbar=toolbar,
@@ -137,22 +145,7 @@ def prompt_session(
 
 def attach_files(text: str, workspace: Workspace) -> tuple[str, list[str]]:
     """Append the content of every `@path` that names a readable workspace file."""
-    blocks, attached = [], []
-    for name in dict.fromkeys(ATTACH.findall(text)):
-        try:
-            path = workspace.resolve(name.rstrip(".,;:!?)"))
-            if not path.is_file():
-                continue
-            data = read_capped(
-                workspace.root, path.relative_to(workspace.root.resolve()), ATTACH_LIMIT
-            )[:ATTACH_LIMIT]
-        except (ToolError, ValueError):
-            continue
-        if b"\x00" in data[:8192] or sniff(data) is not None:
-            continue  # binary; an image is attached as one by attach_images
-        relative = workspace.relative(path)
-        blocks.append(f'<file path="{relative}">\n{data.decode("utf-8", "replace")}\n</file>')
-        attached.append(relative)
+    blocks, attached = file_blocks(text, workspace)
     if not blocks:
         return text, []
     return text + "\n\n" + "\n\n".join(blocks), attached

@@ -77,6 +77,9 @@ class Repl(SlashCommands):
         self.note = ""
         self.plan: list[dict[str, str]] = []
         self._files: list[str] | None = None
+        self.custom = None
+        self.confirmed = {}
+        self.reported = set()
 
     # -- session ---------------------------------------------------------------------------
 
@@ -182,10 +185,11 @@ class Repl(SlashCommands):
         self.renderer.say(result.output.rstrip("\n") or "(no output)")
         self.renderer.say(f"exit code {result.exit_code}", "dim")
 
-    def turn(self, text: str) -> None:
+    def turn(self, text: str, *, attach: bool = True) -> None:
+        """Send one message; `attach=False` for a custom command's, attached already."""
         workspace = build_workspace(self.settings, self.env, self.workdir)
-        message, attached = attach_files(text, workspace)
-        images, pictured = attach_images(text, workspace)
+        message, attached = attach_files(text, workspace) if attach else (text, [])
+        images, pictured = attach_images(text, workspace) if attach else ([], [])
         if images:
             check_images(self.settings)
         if attached or pictured:
@@ -278,7 +282,11 @@ def run_repl(
         history = InMemoryHistory()
     holder: dict[str, Repl] = {}
     session = prompt_session(
-        history, lambda: holder["repl"].files(), lambda: holder["repl"].toolbar(), **io
+        history,
+        lambda: holder["repl"].files(),
+        lambda: holder["repl"].toolbar(),
+        lambda: holder["repl"].custom_summaries(),
+        **io,
     )
 
     def ask(question: str, default: str) -> str:

@@ -8,16 +8,26 @@ from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any
 
-from qwen_agent_cli import compaction, context
-from qwen_agent_cli.assemble import Assembly, session_defaults
+from qwen_agent_cli import commands, compaction, context
+from qwen_agent_cli.assemble import (
+    Assembly,
+    build_executor,
+    build_workspace,
+    session_defaults,
+    user_config_file,
+)
+from qwen_agent_cli.commands import CustomCommand
 from qwen_agent_cli.config import APPROVAL_MODES, SANDBOX_MODES, Settings
 from qwen_agent_cli.errors import QacError
 from qwen_agent_cli.events import CompactionEvent, Event, Result
 from qwen_agent_cli.repository import Repository
+from qwen_agent_cli.sandbox import ExecResult
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.types import Message, Usage
 from qwen_agent_cli.ui.prompt import SLASH_COMMANDS
 from qwen_agent_cli.ui.render import THINKING_MODES, Renderer, diff_renderable
+from qwen_agent_cli.ui.terminal import EscapeWatcher, TerminalApprover
+from qwen_agent_cli.ui.visible import visible
 
 
 class SlashCommands:
@@ -25,6 +35,8 @@ class SlashCommands:
 
     settings: Settings
     env: Mapping[str, str]
+    watcher: EscapeWatcher
+    approver: TerminalApprover
     store: SessionStore
     renderer: Renderer
     repository: Repository | None
@@ -38,6 +50,11 @@ class SlashCommands:
     cost: float
     note: str
     _files: list[str] | None
+    custom: dict[str, CustomCommand] | None
+    """The custom commands as last read (Tab completes from these; each `/name` rereads)."""
+    confirmed: dict[str, bool]
+    """An untrusted project's commands whose shell lines the user allowed (or not), by name."""
+    reported: set[str]
 
     def agent(self) -> Assembly:
         raise NotImplementedError
@@ -51,7 +68,7 @@ class SlashCommands:
     def _drive(self, events: Generator[Event, None, None]) -> None:
         raise NotImplementedError
 
-    def turn(self, text: str) -> None:
+    def turn(self, text: str, *, attach: bool = True) -> None:
         raise NotImplementedError
 
     def slash(self, name: str, arg: str) -> bool:
@@ -78,8 +95,11 @@ class SlashCommands:
         }
         handler = handlers.get(name)
         if handler is None:
-            self.renderer.say(f"unknown command {name}; /help lists them", "yellow")
-            return True
+            custom = self.custom_commands(refresh=True).get(name)
+            if custom is None:
+                self.renderer.say(f"unknown command {name}; /help lists them", "yellow")
+                return True
+            handler = lambda arg: self.run_custom(custom, arg)  # noqa: E731
         try:
             return handler(arg) is not False
         except QacError as exc:
@@ -94,6 +114,8 @@ class SlashCommands:
             "command in the sandbox · Esc or Ctrl-C interrupts a turn · Ctrl-D exits",
             "dim",
         )
+        for name, custom in self.custom_commands(refresh=True).items():
+            self.renderer.say(f"{name:<11} {custom.summary()}")
 
     def cmd_new(self, _: str) -> None:
         self.built, self.checkpoints, self.last, self.start_tree = None, [], None, None
@@ -289,6 +311,77 @@ class SlashCommands:
         self._drive(events())
         if not any(isinstance(e, CompactionEvent) for e in seen):
             self.renderer.say("nothing to compact: the session has only one turn")
+
+    # -- custom commands (commands.py) -------------------------------------------------------
+
+    def custom_commands(self, *, refresh: bool = False) -> dict[str, CustomCommand]:
+        """The custom commands; a file a built-in hides is said once per session."""
+        if self.custom is None or refresh:
+            user_dir = commands.user_commands_dir(user_config_file(self.env))
+            reserved = (*SLASH_COMMANDS, "/quit")
+            self.custom, notices = commands.discover(self.workdir, user_dir, reserved)
+            for notice in notices:
+                if refresh and notice not in self.reported:
+                    self.reported.add(notice)
+                    self.renderer.say(notice, "yellow")
+        return self.custom
+
+    def custom_summaries(self) -> dict[str, str]:
+        return {name: visible(c.summary()) for name, c in self.custom_commands().items()}
+
+    def run_custom(self, command: CustomCommand, arguments: str) -> None:
+        """Expand the command (its shell lines in the sandbox) and send it as one turn, with its
+        model and allowed tools for that turn only."""
+        executor = build_executor(self.settings, self.env, self.workdir)
+
+        def run(line: str) -> ExecResult:
+            return executor.run(line, cwd=self.workdir, timeout=self.settings.command_timeout)
+
+        workspace = build_workspace(self.settings, self.env, self.workdir)
+        allowed = self.may_run_shell(command)
+        try:
+            with self.watcher.watching():
+                expansion = commands.expand(command, arguments, workspace, run if allowed else None)
+        except KeyboardInterrupt:
+            self.renderer.say("interrupted", "yellow")
+            return
+        if expansion.refused:
+            self.renderer.say(f"{command.name}: its shell lines were not run", "yellow")
+        if expansion.attached:
+            self.renderer.say(f"attached {', '.join(expansion.attached)}", "dim")
+        model = self.settings.model
+        if command.model:
+            self.rebuild(model=command.model)
+            self.renderer.say(f"{command.name} runs on {command.model}", "dim")
+        built = self.agent()
+        if command.allowed_tools is not None:
+            only = frozenset(command.allowed_tools)
+            built.agent.dispatcher = dataclasses.replace(built.agent.dispatcher, only=only)
+        try:
+            self.turn(expansion.text, attach=False)
+        finally:
+            built.agent.dispatcher = dataclasses.replace(built.agent.dispatcher, only=None)
+            if command.model:
+                self.rebuild(model=model)
+
+    def may_run_shell(self, command: CustomCommand) -> bool:
+        """A user's or a trusted project's command runs its shell lines; an untrusted project's
+        asks first, once per command in this session."""
+        lines = commands.shell_lines(command)
+        if not (command.project and lines) or self.settings.project_trusted:
+            return True
+        if command.name not in self.confirmed:
+            self.renderer.say(
+                f"{command.path} (the project is not trusted) runs in the sandbox: "
+                + "; ".join(lines),
+                "bold yellow",
+            )
+            try:
+                answer = self.approver.ask(f"run {command.name}'s shell lines? [y/N] ", "")
+            except (EOFError, KeyboardInterrupt):
+                answer = ""
+            self.confirmed[command.name] = answer.strip().lower() in ("y", "yes")
+        return self.confirmed[command.name]
 
 
 def _forward(generator: Generator[Event, None, Any]) -> Generator[Event, None, None]:
