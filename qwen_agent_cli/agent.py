@@ -10,10 +10,10 @@ import contextlib
 import json
 import time
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 from qwen_agent_cli import compaction, context
+from qwen_agent_cli.budgets import Budgets
 from qwen_agent_cli.compaction import Compactor
 from qwen_agent_cli.dispatch import Dispatcher
 from qwen_agent_cli.errors import DeadlineError, ProviderError, StoreError
@@ -53,15 +53,6 @@ class ChatModel(Protocol):
         *,
         deadline: float | None = None,
     ) -> Generator[Event, None, Message]: ...
-
-
-@dataclass(frozen=True, slots=True)
-class Budgets:
-    max_turns: int = 50
-    max_cost: float | None = None
-    timeout: float | None = None
-    stuck_warn_after: int = 3
-    stuck_stop_after: int = 6
 
 
 def system_message(session: SessionInfo) -> str:
@@ -128,7 +119,7 @@ class Agent:
             self.notices.clear()
             yield from self.hooks.drain()
             while True:
-                status = self._budget_status(turns, usage, deadline)
+                status = self.budgets.status(turns, usage, deadline, self.clock())
                 if status is not Status.DONE:
                     break
                 if self.compactor and self.compactor.due(base, messages):
@@ -202,15 +193,6 @@ class Agent:
             files_changed=sorted(changed),
             exit_code=exit_code,
         )
-
-    def _budget_status(self, turns: int, usage: Usage, deadline: float | None) -> Status:
-        if turns >= self.budgets.max_turns:
-            return Status.MAX_TURNS
-        if self.budgets.max_cost is not None and usage.cost_usd >= self.budgets.max_cost:
-            return Status.MAX_COST
-        if deadline is not None and self.clock() >= deadline:
-            return Status.TIMEOUT
-        return Status.DONE
 
     def compact(
         self, messages: list[Message], deadline: float | None = None, *, force: bool = False

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from qwen_agent_cli import context
-from qwen_agent_cli.agent import Agent, Budgets
+from qwen_agent_cli.agent import Agent
 from qwen_agent_cli.approval import Approver, NonInteractiveApprover, Policy
+from qwen_agent_cli.budgets import Budgets
 from qwen_agent_cli.compaction import Compactor
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.dispatch import Dispatcher
