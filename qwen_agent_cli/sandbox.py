@@ -177,14 +177,7 @@ def run_process(
     capture = _Capture(capture_limit)
     reader = threading.Thread(target=_drain, args=(proc.stdout, capture), daemon=True)
     reader.start()
-    timed_out = False
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-    finally:
-        _kill_group(proc.pid)
-        proc.wait()
+    timed_out = _wait_then_end_group(proc, timeout)
     reader.join(timeout=5)
     proc.stdout.close()
     output = capture.text()
@@ -247,14 +240,7 @@ def run_on_host(
     ]
     for thread in threads:
         thread.start()
-    timed_out = False
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-    finally:
-        _kill_group(proc.pid)
-        proc.wait()
+    timed_out = _wait_then_end_group(proc, timeout)
     for thread in threads:
         thread.join(timeout=5)
     proc.stdout.close()
@@ -274,6 +260,20 @@ def _feed(stream: IO[bytes], data: bytes) -> None:
         stream.write(data)
     with contextlib.suppress(OSError):
         stream.close()
+
+
+def _wait_then_end_group(proc: subprocess.Popen[bytes], timeout: float | None) -> bool:
+    """Wait for the process (True if the time ran out), then kill what is left of its group:
+    whatever it started in the background ends with it, however it ended."""
+    timed_out = False
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    finally:
+        _kill_group(proc.pid)
+        proc.wait()
+    return timed_out
 
 
 def _kill_group(pid: int) -> None:
