@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shlex
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -280,20 +280,28 @@ def shell_output(result: ExecResult) -> str:
     return output.lstrip("\n")
 
 
-def file_blocks(text: str, workspace: Workspace) -> tuple[list[str], list[str]]:
-    """A `<file>` block for every `@path` in text that names a readable text file in the
-    workspace (read through the guard, capped), and the paths attached."""
-    blocks, attached = [], []
+def workspace_references(
+    text: str, workspace: Workspace, limit: int
+) -> Iterator[tuple[str, Path, bytes]]:
+    """Each distinct `@path` in text that names a regular file in the workspace: its name as
+    written, its path and up to `limit` bytes of it, read through the guard (anything refused
+    or missing is skipped)."""
     for name in dict.fromkeys(ATTACH.findall(text)):
         try:
             path = workspace.resolve(name.rstrip(".,;:!?)"))
             if not path.is_file():
                 continue
-            data = read_capped(
-                workspace.root, path.relative_to(workspace.root.resolve()), ATTACH_LIMIT
-            )[:ATTACH_LIMIT]
+            data = read_capped(workspace.root, path.relative_to(workspace.root.resolve()), limit)
         except (ToolError, ValueError):
             continue
+        yield name, path, data[:limit]
+
+
+def file_blocks(text: str, workspace: Workspace) -> tuple[list[str], list[str]]:
+    """A `<file>` block for every `@path` in text that names a readable text file in the
+    workspace (read through the guard, capped), and the paths attached."""
+    blocks, attached = [], []
+    for _, path, data in workspace_references(text, workspace, ATTACH_LIMIT):
         if b"\x00" in data[:8192] or sniff(data) is not None:
             continue  # binary; an image is attached as one by the REPL
         relative = workspace.relative(path)

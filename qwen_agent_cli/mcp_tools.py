@@ -62,10 +62,7 @@ class McpSetup:
             self._listed = self._cached()
             if self._listed is None:
                 self.ensure_started()
-                for notice in self.hub.wait_ready() if self.hub else ():
-                    if notice not in _SAID:
-                        _SAID.add(notice)
-                        self.notices.append(notice)
+                self.notices += _unsaid(self.hub.wait_ready() if self.hub else [])
                 self._listed = self.hub.tools() if self.hub else []
                 self._remember(self._listed)
             elif self.hub is not None:
@@ -92,10 +89,7 @@ class McpSetup:
         (the allow list is read from the config, never from the cache)."""
         if self.cache is None:
             return None
-        try:
-            known = json.loads(self.cache.read_text("utf-8")).get("servers", {})
-        except (OSError, ValueError, AttributeError):
-            return None
+        known = self._known()
         found: list[McpTool] = []
         for server in self.servers:
             if not server.enabled:
@@ -111,6 +105,16 @@ class McpSetup:
                 return None
         return sorted(found, key=lambda tool: (tool.server, tool.name))
 
+    def _known(self) -> dict[str, Any]:
+        """The tool lists kept by earlier runs, by server key (none when the file is missing or
+        damaged: the servers are then waited for, and the file written afresh)."""
+        try:
+            data = json.loads(self.cache.read_text("utf-8")) if self.cache else {}
+            known = data.get("servers", {})
+        except (OSError, ValueError, AttributeError):
+            return {}
+        return known if isinstance(known, dict) else {}
+
     def _remember(self, tools: list[McpTool]) -> None:
         """Keep the servers' tool lists for the next run (a failed server is not kept)."""
         if self.cache is None:
@@ -120,10 +124,7 @@ class McpSetup:
             data = dataclasses.asdict(tool)
             data.pop("allowed")
             by_server.setdefault(tool.server, []).append(data)
-        try:
-            known = json.loads(self.cache.read_text("utf-8")).get("servers", {})
-        except (OSError, ValueError, AttributeError):
-            known = {}
+        known = self._known()
         for server in self.servers:
             if server.name in by_server:
                 known[_key(server)] = by_server[server.name]
@@ -132,6 +133,13 @@ class McpSetup:
             temporary = self.cache.with_name(f".{self.cache.name}.{os.getpid()}")
             temporary.write_text(json.dumps({"servers": known}), "utf-8")
             temporary.replace(self.cache)
+
+
+def _unsaid(notices: list[str]) -> list[str]:
+    """The notices this process has not said yet (a REPL reassembles its agent: once each)."""
+    fresh = [notice for notice in dict.fromkeys(notices) if notice not in _SAID]
+    _SAID.update(fresh)
+    return fresh
 
 
 def _key(server: ServerConfig) -> str:
@@ -147,8 +155,7 @@ def start_servers(
     servers, notices = servers_from(
         settings.mcp_servers, workdir, settings.project_trusted, env=env
     )
-    fresh = [n for n in notices if n not in _SAID]
-    _SAID.update(fresh)
+    fresh = _unsaid(notices)
     if not any(server.enabled for server in servers):
         return McpSetup(None, fresh)
     key = repr(servers)

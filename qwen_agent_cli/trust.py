@@ -33,6 +33,14 @@ class TrustRecord:
     trusted_at: float
 
 
+def has_project_config(project: Path) -> bool:
+    """Whether the project has any of the files trust is about (so trust is worth looking up)."""
+    return (
+        any((project / name).is_file() for name in TRUSTED_FILES)
+        or (project / COMMANDS_DIR).is_dir()
+    )
+
+
 def project_digest(project: Path) -> str:
     """One hash over the trust-relevant files as they are now (absent, refused, or their bytes),
     read through the guard: a link out of the project counts as refused, never followed."""

@@ -14,8 +14,6 @@ import typer
 
 from qwen_agent_cli import __version__, signals
 from qwen_agent_cli.config import (
-    COMMANDS_DIR,
-    MCP_PROJECT_FILE,
     PROJECT_CONFIG,
     SETTING_NAMES,
     Settings,
@@ -140,13 +138,10 @@ def settings_for(directory: Path | None, *, warn: bool = True, **flags: Any) -> 
     from qwen_agent_cli.assemble import user_config_file
 
     env = dict(os.environ)
-    trusted = False
-    if directory is not None and (
-        any((directory / name).is_file() for name in (PROJECT_CONFIG, MCP_PROJECT_FILE))
-        or (directory / COMMANDS_DIR).is_dir()
-    ):
-        from qwen_agent_cli.trust import TrustStore
+    from qwen_agent_cli.trust import TrustStore, has_project_config
 
+    trusted = False
+    if directory is not None and has_project_config(directory):
         trusted = TrustStore(user_config_file(env).parent).is_trusted(directory)
     settings = load_settings(
         env=env,

@@ -13,10 +13,9 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.history import History
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 
-from qwen_agent_cli.commands import ATTACH, file_blocks
+from qwen_agent_cli.commands import file_blocks, workspace_references
 from qwen_agent_cli.config import APPROVAL_MODES, SANDBOX_MODES
-from qwen_agent_cli.errors import ConfigError, ToolError
-from qwen_agent_cli.guard import read_capped
+from qwen_agent_cli.errors import ConfigError
 from qwen_agent_cli.images import MAX_IMAGE_BYTES, image_from_bytes, sniff
 from qwen_agent_cli.types import Image
 from qwen_agent_cli.ui.render import THINKING_MODES
@@ -155,15 +154,7 @@ def attach_images(text: str, workspace: Workspace) -> tuple[list[Image], list[st
     """Every `@path` naming an image in the workspace (PNG, JPEG, GIF, WebP by their bytes),
     read through the guard and capped like `--image`."""
     images, attached = [], []
-    for name in dict.fromkeys(ATTACH.findall(text)):
-        try:
-            path = workspace.resolve(name.rstrip(".,;:!?)"))
-            if not path.is_file():
-                continue
-            relative = path.relative_to(workspace.root.resolve())
-            data = read_capped(workspace.root, relative, MAX_IMAGE_BYTES + 1)
-        except (ToolError, ValueError):
-            continue
+    for name, path, data in workspace_references(text, workspace, MAX_IMAGE_BYTES + 1):
         mime = sniff(data)
         if mime is None:
             continue
