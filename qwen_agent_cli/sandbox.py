@@ -16,11 +16,12 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Any, Protocol
 
+from qwen_agent_cli import signals
 from qwen_agent_cli.errors import SandboxUnavailableError
 from qwen_agent_cli.guard import real_path
 from qwen_agent_cli.mounts import (
@@ -161,8 +162,8 @@ def run_process(
     way out, kill its whole process group."""
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
-            list(argv),
+        proc = _spawn(
+            argv,
             cwd=cwd,
             env=dict(env),
             stdin=subprocess.DEVNULL,
@@ -176,8 +177,9 @@ def run_process(
     assert proc.stdout is not None
     capture = _Capture(capture_limit)
     reader = threading.Thread(target=_drain, args=(proc.stdout, capture), daemon=True)
-    reader.start()
-    timed_out = _wait_then_end_group(proc, timeout)
+    with _owned(proc):
+        reader.start()
+        timed_out = _waited(proc, timeout)
     reader.join(timeout=5)
     proc.stdout.close()
     output = capture.text()
@@ -217,7 +219,7 @@ def run_on_host(
     timeout and on every other way out, and it dies with qac, so it is never left running."""
     started = time.monotonic()
     try:
-        proc = subprocess.Popen(
+        proc = _spawn(
             ["/bin/sh", "-c", command],
             cwd=cwd,
             env=dict(env),
@@ -238,9 +240,10 @@ def run_on_host(
         threading.Thread(target=_drain, args=(proc.stderr, err), daemon=True),
         threading.Thread(target=_feed, args=(proc.stdin, stdin), daemon=True),
     ]
-    for thread in threads:
-        thread.start()
-    timed_out = _wait_then_end_group(proc, timeout)
+    with _owned(proc):
+        for thread in threads:
+            thread.start()
+        timed_out = _waited(proc, timeout)
     for thread in threads:
         thread.join(timeout=5)
     proc.stdout.close()
@@ -262,18 +265,36 @@ def _feed(stream: IO[bytes], data: bytes) -> None:
         stream.close()
 
 
-def _wait_then_end_group(proc: subprocess.Popen[bytes], timeout: float | None) -> bool:
-    """Wait for the process (True if the time ran out), then kill what is left of its group:
-    whatever it started in the background ends with it, however it ended."""
-    timed_out = False
+def _spawn(argv: Sequence[str], **options: Any) -> subprocess.Popen[bytes]:
+    """Start a process with stopping signals held (see `signals.hold`): the caller owns it,
+    through `_owned`, before a Ctrl-C or SIGTERM can raise."""
+    signals.hold()
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
+        return subprocess.Popen(list(argv), **options)
+    except BaseException:
+        signals.release()  # no child was left; a signal that came meanwhile raises instead
+        raise
+
+
+@contextlib.contextmanager
+def _owned(proc: subprocess.Popen[bytes]) -> Iterator[None]:
+    """From its start, every way out (done, timed out, a stopping signal landing anywhere)
+    kills what is left of the process's group: what it started in the background ends too."""
+    try:
+        signals.release()  # a signal held while it started raises here, with the process owned
+        yield
     finally:
         _kill_group(proc.pid)
         proc.wait()
-    return timed_out
+
+
+def _waited(proc: subprocess.Popen[bytes], timeout: float | None) -> bool:
+    """Wait for the process; True if the time ran out first."""
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return True
+    return False
 
 
 def _kill_group(pid: int) -> None:

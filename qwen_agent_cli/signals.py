@@ -5,6 +5,7 @@ CI runners, `timeout`, `docker stop` and systemd send SIGTERM; a closed terminal
 from __future__ import annotations
 
 import signal
+import threading
 from types import FrameType
 
 STOPPING_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -27,10 +28,36 @@ received: int | None = None
 """The last stopping signal qac received (None: none yet)."""
 
 
+_holding = False
+_held: int | None = None
+
+
 def _raise(signum: int, frame: FrameType | None) -> None:
-    global received
+    global received, _held
     received = signum
+    if _holding:
+        _held = signum
+        return
     raise Interrupted(signum)
+
+
+def hold() -> None:
+    """Keep a stopping signal from raising until `release`: while a child process is being
+    started, an Interrupted raised inside `subprocess.Popen` would leave the child with nobody
+    to kill it. Only the main thread runs signal handlers, so only it holds."""
+    global _holding, _held
+    if threading.current_thread() is threading.main_thread():
+        _holding, _held = True, None
+
+
+def release() -> None:
+    """Stop holding; a stopping signal that came meanwhile raises now."""
+    global _holding, _held
+    if threading.current_thread() is not threading.main_thread():
+        return
+    signum, _holding, _held = _held, False, None
+    if signum is not None:
+        raise Interrupted(signum)
 
 
 def install() -> None:

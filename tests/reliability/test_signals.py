@@ -117,3 +117,25 @@ def test_an_ignored_sighup_stays_ignored(repo: Path):
         rest, errors = proc.communicate(timeout=PATIENCE)
     assert proc.returncode == 0, errors
     assert json.loads(rest.splitlines()[-1])["status"] == "done"
+
+
+def test_a_signal_while_a_process_starts_waits_until_the_process_is_owned(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Held while Popen runs (else the child would have no owner to kill it), then raised."""
+    import os
+
+    from qwen_agent_cli import signals
+
+    monkeypatch.setattr(signals, "received", None)
+    previous = signal.signal(signal.SIGTERM, signals._raise)
+    try:
+        signals.hold()
+        os.kill(os.getpid(), signal.SIGTERM)
+        wait_until(lambda: signals.received == signal.SIGTERM, "the handler to run")
+        with pytest.raises(signals.Interrupted) as raised:
+            signals.release()
+        assert raised.value.signum == signal.SIGTERM
+        signals.release()  # nothing held any more: nothing raised
+    finally:
+        signal.signal(signal.SIGTERM, previous)
