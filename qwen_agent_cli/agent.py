@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from typing import Any, Protocol
 
 from qwen_agent_cli import compaction, context
@@ -60,6 +60,11 @@ def system_message(session: SessionInfo) -> str:
     return f"{session.system_prompt}\n\n# Repository context\n\n{session.context}"
 
 
+def tool_name(schema: Mapping[str, Any]) -> str:
+    """A stored tool schema's name, in either shape (`{"function": {"name"}}` or flat)."""
+    return str(schema.get("function", schema).get("name", ""))
+
+
 class Agent:
     def __init__(
         self,
@@ -74,6 +79,7 @@ class Agent:
         clock: Callable[[], float] = time.monotonic,
         notices: Sequence[str] = (),
         hooks: Hooks | None = None,
+        facts: Mapping[str, str] | None = None,
     ) -> None:
         self.model = model
         self.store = store
@@ -86,6 +92,8 @@ class Agent:
         self.notices = list(notices)
         """Said once, at the start of the next run (then forgotten)."""
         self.hooks = hooks or Hooks()
+        self.facts = dict(facts or {})
+        """What the session event tells a script: cwd, sandbox and approval modes."""
 
     def run(
         self, prompt: str, *, resumed: bool = False, images: Sequence[Image] = ()
@@ -113,6 +121,10 @@ class Agent:
                 provider=session.provider,
                 resumed=resumed,
                 instructions=list(session.settings.get("instructions", [])),
+                cwd=self.facts.get("cwd", session.workdir),
+                tools=[tool_name(schema) for schema in session.tools],
+                sandbox=self.facts.get("sandbox", ""),
+                approval=self.facts.get("approval", ""),
             )
             for notice in self.notices:
                 yield ErrorEvent.note(notice)

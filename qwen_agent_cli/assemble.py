@@ -323,6 +323,7 @@ def assemble(
         repository=repository,
         notices=notices,
         hooks=session_hooks,
+        facts={"cwd": str(workdir), "sandbox": settings.sandbox, "approval": mode},
     )
     return Assembly(agent, resumed, executor, repository, servers)
 

@@ -18,6 +18,10 @@ class Session:
     provider: str
     resumed: bool = False
     instructions: list[dict[str, Any]] = field(default_factory=list)
+    cwd: str = ""
+    tools: list[str] = field(default_factory=list)
+    sandbox: str = ""
+    approval: str = ""
     """The instruction files the session's context holds: `{"path": ..., "tokens": ...}`."""
 
 

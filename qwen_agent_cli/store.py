@@ -259,6 +259,18 @@ class SessionStore:
             ).fetchone()
             return _session(row) if row else None
 
+    def in_workdir(self, workdir: str, limit: int = 50) -> builtins.list[tuple[SessionInfo, int]]:
+        """A directory's sessions, newest first, each with its count of user turns (the
+        picker's rows)."""
+        with self._reading():
+            rows = self._db.execute(
+                "SELECT s.*, (SELECT COUNT(*) FROM messages m WHERE m.session_id = s.id"
+                " AND m.role = 'user') AS turns FROM sessions s WHERE s.workdir = ?"
+                " ORDER BY s.updated_at DESC LIMIT ?",
+                (workdir, limit),
+            ).fetchall()
+            return [(_session(row), int(row["turns"])) for row in rows]
+
     def list(self, limit: int = 50) -> builtins.list[SessionInfo]:
         with self._reading():
             rows = self._db.execute(
@@ -363,6 +375,7 @@ def _like_prefix(text: str) -> str:
 def _session(row: sqlite3.Row) -> SessionInfo:
     """A sessions row: its columns are SessionInfo's fields, with tools and settings as JSON."""
     values = dict(zip(row.keys(), row, strict=True))
+    values.pop("turns", None)  # the picker's count, not a column
     values["tools"] = tuple(json.loads(values["tools"]))
     values["settings"] = json.loads(values["settings"])
     return SessionInfo(**values)

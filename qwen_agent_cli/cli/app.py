@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from qwen_agent_cli import __version__, signals
+from qwen_agent_cli.cli.group import QacGroup
 from qwen_agent_cli.config import (
     PROJECT_CONFIG,
     SETTING_NAMES,
@@ -38,12 +39,17 @@ EXIT_BY_STATUS = {
 }
 
 SUBCOMMANDS = frozenset(
-    {"run", "ci", "sessions", "config", "doctor", "demo", "repl", "trust", "mcp", "init"}
+    {"run", "exec", "ci", "sessions", "config", "doctor", "demo", "repl", "trust", "mcp", "init"}
 )
+PICK = "?"
+"""The `--resume` value meaning "no id given": the picker chooses (routing puts it there)."""
 VALUE_OPTIONS = frozenset(
     {
         "--provider",
         "--model",
+        "-m",
+        "-p",
+        "--print",
         "--base-url",
         "--api-key-env",
         "--resume",
@@ -63,6 +69,7 @@ VALUE_OPTIONS = frozenset(
 )
 app = typer.Typer(
     name="qac",
+    cls=QacGroup,
     help=(
         "qwen-agent-cli: an agentic coding CLI for Qwen models, with preserved thinking. "
         "`qac [PROMPT]` opens the interactive REPL (PROMPT, if given, is the first message)."
@@ -79,53 +86,144 @@ config_app = typer.Typer(help="Show, locate and create configuration.", no_args_
 app.add_typer(sessions_app, name="sessions")
 app.add_typer(config_app, name="config")
 
-ProviderOpt = Annotated[str | None, typer.Option("--provider", help="Provider profile.")]
-ModelOpt = Annotated[str | None, typer.Option("--model", help="Model name.")]
-BaseUrlOpt = Annotated[str | None, typer.Option("--base-url", help="Endpoint URL.")]
+ProviderOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--provider",
+        metavar="NAME",
+        help="Provider profile (configs/providers.toml or your own).  [default: dashscope]",
+    ),
+]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", metavar="NAME", help="Model name (default: the profile's)."),
+]
+BaseUrlOpt = Annotated[
+    str | None,
+    typer.Option("--base-url", metavar="URL", help="Endpoint URL (default: the profile's)."),
+]
 KeyEnvOpt = Annotated[
-    str | None, typer.Option("--api-key-env", help="Variable holding the API key.")
+    str | None,
+    typer.Option(
+        "--api-key-env",
+        metavar="VAR",
+        help="Variable holding the API key (default: the profile's).",
+    ),
 ]
 ThinkingOpt = Annotated[
-    bool | None, typer.Option("--thinking/--no-thinking", help="Ask the model to think.")
+    bool | None,
+    typer.Option(
+        "--thinking/--no-thinking",
+        help="Ask the model to think.  [default: on]",
+    ),
 ]
 PreserveOpt = Annotated[
     bool | None,
     typer.Option(
         "--preserve-thinking/--no-preserve-thinking",
-        help="Send earlier reasoning back (default on).",
+        help="Send earlier reasoning back with every request.  [default: on]",
     ),
 ]
-ResumeOpt = Annotated[str | None, typer.Option("--resume", help="Continue a stored session.")]
+ResumeOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--resume",
+        "-r",
+        metavar="[ID]",
+        help="Continue a stored session (id or unique prefix); no ID: pick one of this "
+        "repository's sessions.",
+    ),
+]
 ContinueOpt = Annotated[
-    bool, typer.Option("--continue", help="Continue the latest session for this directory.")
+    bool,
+    typer.Option("--continue", "-c", help="Continue the latest session for this directory."),
 ]
 SandboxOpt = Annotated[
-    str | None, typer.Option("--sandbox", help="read-only, workspace-write or off.")
+    str | None,
+    typer.Option(
+        "--sandbox",
+        metavar="[read-only|workspace-write|off]",
+        help="Where commands may write.  [default: workspace-write]",
+    ),
 ]
-ApprovalOpt = Annotated[str | None, typer.Option("--approval", help="ask, auto-edit or auto.")]
-MaxTurnsOpt = Annotated[int | None, typer.Option("--max-turns", help="Model responses budget.")]
-MaxCostOpt = Annotated[float | None, typer.Option("--max-cost", help="USD budget.")]
-TimeoutOpt = Annotated[float | None, typer.Option("--timeout", help="Wall-clock seconds budget.")]
-TestCmdOpt = Annotated[str | None, typer.Option("--test-cmd", help="Command run_tests runs.")]
+ApprovalOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--approval",
+        metavar="[ask|auto-edit|auto]",
+        help="What needs your yes.  [default: ask in the REPL, auto in run and ci]",
+    ),
+]
+MaxTurnsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--max-turns",
+        metavar="N",
+        help="Model responses budget.  [default: 50]",
+    ),
+]
+MaxCostOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--max-cost",
+        metavar="USD",
+        help="Spending budget.  [default: none]",
+    ),
+]
+TimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        metavar="SECONDS",
+        help="Wall-clock budget.  [default: none]",
+    ),
+]
+TestCmdOpt = Annotated[
+    str | None, typer.Option("--test-cmd", metavar="CMD", help="The command run_tests runs.")
+]
 FormatOpt = Annotated[
-    str | None, typer.Option("--output-format", help="text, json or stream-json.")
+    str | None,
+    typer.Option(
+        "--output-format",
+        metavar="[text|json|stream-json]",
+        help="What stdout gets.  [default: text]",
+    ),
 ]
-StoreOpt = Annotated[str | None, typer.Option("--store", help="Session store file.")]
-DirOpt = Annotated[str | None, typer.Option("-C", help="Work in DIR instead of here.")]
+StoreOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        metavar="PATH",
+        help="Session store file.  [default: sessions.db in the data dir, or $QAC_HOME]",
+    ),
+]
+DirOpt = Annotated[
+    str | None, typer.Option("-C", metavar="DIR", help="Work in DIR instead of here.")
+]
 MapTokensOpt = Annotated[
-    int | None, typer.Option("--map-tokens", help="Token budget of the repository map.")
+    int | None,
+    typer.Option(
+        "--map-tokens",
+        metavar="N",
+        help="Token budget of the repository map.  [default: 2000]",
+    ),
 ]
 ThinkingBudgetOpt = Annotated[
     int | None,
     typer.Option(
         "--thinking-budget",
         metavar="N",
-        help="Tokens the model may think per response on the Anthropic format (budget_tokens).",
+        help="Tokens the model may think per response on the Anthropic format "
+        "(budget_tokens).  [default: the profile's, 16384]",
     ),
 ]
 CompactAtOpt = Annotated[
     float | None,
-    typer.Option("--compact-at", help="Share of the context window that triggers compaction."),
+    typer.Option(
+        "--compact-at",
+        metavar="SHARE",
+        help="Share of the context window that triggers compaction.  [default: 0.8]",
+    ),
 ]
 
 
@@ -267,7 +365,12 @@ def resumed_settings(
         raise ConfigError("use either --resume ID or --continue, not both")
     if not (resume or continue_latest):
         return settings, None
-    info = store.get(resume) if resume else store.latest(str(workdir))
+    if resume == PICK:
+        from qwen_agent_cli.ui.picker import pick_session
+
+        info = pick_session(store, workdir)
+    else:
+        info = store.get(resume) if resume else store.latest(str(workdir))
     if info is None:
         raise StoreError(f"no earlier session for {workdir} to continue; start one with run")
     given = {k: v for k, v in flags.items() if v is not None}
@@ -278,10 +381,12 @@ def resumed_settings(
     return settings_for(workdir, **{**defaults, **given}), info.id
 
 
-def read_prompt(prompt: str) -> str:
+def read_prompt(prompt: str | None) -> str:
     """The task, from the argument or stdin; bytes that are not UTF-8 become U+FFFD, never a
     crash (the argument's own undecodable bytes are repaired where messages enter the store)."""
-    text = _read_stdin() if prompt == "-" else prompt
+    if prompt is None and sys.stdin.isatty():
+        raise ConfigError("give the task: `qac run PROMPT` (PROMPT - reads stdin)")
+    text = _read_stdin() if prompt in ("-", None) else prompt
     if not text.strip():
         raise ConfigError("the prompt is empty: give the task as an argument, or - to read stdin")
     return text

@@ -72,17 +72,51 @@ STARTER_CONFIG = """\
 """
 
 
+TABLES = ("sandbox", "approval", "tools")
+"""The starter file's tables; `[sandbox] mode` is `sandbox`, `[sandbox] network` is
+`sandbox_network`, `[approval] mode` is `approval`; `[tools]` keys keep their names."""
+
+
+def toml_lines(values: dict[str, object]) -> list[str]:
+    """The settings in the starter file's layout: plain keys first, then `[sandbox]`,
+    `[approval]` and `[tools]`; an unset key is a comment, so the output loads back."""
+    tables: dict[str, list[tuple[str, object]]] = {name: [] for name in TABLES}
+    top: list[tuple[str, object]] = []
+    for key, value in values.items():
+        table = _table_of(key)
+        if table is None:
+            top.append((key, value))
+            continue
+        name = "mode" if key == table else key.removeprefix("sandbox_")
+        tables[table].append((name, value))
+    lines = [_line(key, value) for key, value in top]
+    for table, entries in tables.items():
+        lines += ["", f"[{table}]", *(_line(key, value) for key, value in entries)]
+    return lines
+
+
+def _table_of(key: str) -> str | None:
+    if key == "sandbox" or key.startswith("sandbox_"):
+        return "sandbox"
+    if key in ("approval", "allow", "deny"):
+        return "approval"
+    if key.startswith("web_fetch"):
+        return "tools"
+    return None
+
+
+def _line(key: str, value: object) -> str:
+    return f"# {key} is unset" if value is None else f"{key} = {json.dumps(value)}"
+
+
 @config_app.command("show")
 def config_show(directory: DirOpt = None) -> None:
-    """The effective settings after every layer, as TOML."""
+    """The effective settings after every layer, as TOML laid out like the starter file."""
     from qwen_agent_cli.assemble import workdir_of
 
     settings = settings_for(workdir_of(directory))
-    for key, value in settings_as_toml_dict(settings).items():
-        if value is None:
-            show(f"# {key} is unset")
-        else:
-            show(f"{key} = {json.dumps(value)}")
+    for line in toml_lines(settings_as_toml_dict(settings)):
+        show(line)
     profile = settings.profile
     show(
         f"\n# provider {profile.name} ({profile.format} format): {profile.base_url}, "

@@ -45,6 +45,7 @@ from qwen_agent_cli.cli.app import (
 )
 from qwen_agent_cli.config import PROJECT_CONFIG, Settings
 from qwen_agent_cli.errors import ConfigError
+from qwen_agent_cli.ui.output import ResultLedger
 
 if TYPE_CHECKING:
     from qwen_agent_cli.assemble import Assembly
@@ -62,7 +63,14 @@ def preload_sdk(wire_format: str) -> None:
 
 @app.command()
 def run(
-    prompt: Annotated[str, typer.Argument(help='The task; "-" reads it from stdin.')],
+    prompt: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="PROMPT",
+            help='The task; "-" (or none, with stdin not a terminal) reads it from stdin.',
+            show_default=False,
+        ),
+    ] = None,
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,
@@ -87,6 +95,7 @@ def run(
         bool | None,
         typer.Option(
             "--plan",
+            show_default=False,
             help="Plan mode: read and search only (read-only sandbox, edits refused), then "
             "present a plan; continue with --resume ID without --plan.",
         ),
@@ -100,7 +109,7 @@ def run(
         ),
     ] = None,
 ) -> None:
-    """Run a task to completion without a person; prints text or JSON."""
+    """Run a task to completion without a person; prints text or JSON (alias: exec)."""
     from qwen_agent_cli.assemble import assemble, workdir_of
     from qwen_agent_cli.images import load_image
     from qwen_agent_cli.modelinfo import check_images
@@ -109,6 +118,7 @@ def run(
     workdir = workdir_of(directory)
     flags = setting_flags(locals())
     settings = settings_for(workdir, **flags)
+    ResultLedger.output_format = settings.output_format
     preload_sdk(settings.profile.format)
     text = read_prompt(prompt)
     images = [load_image(path) for path in image or ()]
@@ -140,6 +150,9 @@ def run(
     finally:
         session_store.close()
     finish(result)
+
+
+app.command("exec", help="Same as `qac run`: run a task without a person.")(run)
 
 
 def invoked_command(text: str, workdir: Path) -> tuple[CustomCommand, str] | None:
@@ -226,6 +239,7 @@ def ci(
 
     workdir = workdir_of(directory)
     settings = settings_for(workdir, **setting_flags(locals()))
+    ResultLedger.output_format = settings.output_format
     preload_sdk(settings.profile.format)
     if issue and prompt:
         raise ConfigError("use either --issue FILE or --prompt TEXT, not both")
@@ -256,7 +270,9 @@ def ci(
 
 @app.command(hidden=True)
 def repl(
-    prompt: Annotated[str | None, typer.Argument(help="The first message.")] = None,
+    prompt: Annotated[
+        str | None, typer.Argument(metavar="[PROMPT]", help="The first message.")
+    ] = None,
     provider: ProviderOpt = None,
     model: ModelOpt = None,
     base_url: BaseUrlOpt = None,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Generator
 from dataclasses import asdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
@@ -45,6 +47,35 @@ def result_object(result: Result) -> dict[str, Any]:
     return data
 
 
+def failure_result(message: str, status: str, started: float) -> Result:
+    """The result of a run that ended before its loop began (a bad flag or config, a missing
+    key, an interrupt): the same object as any other run's, so scripts need one code path."""
+    return Result(
+        session_id="",
+        status=status,
+        result=message,
+        turns=0,
+        usage={
+            "prompt_tokens": 0,
+            "completion_tokens": 0,
+            "cached_tokens": None,
+            "reasoning_tokens": None,
+        },
+        cost_usd=0.0,
+        duration_s=round(time.monotonic() - started, 3),
+        extra={"error": message},
+    )
+
+
+class ResultLedger:
+    """Whether this process has written its final result yet (so a failure after it, such as
+    the exit that follows it, adds no second one), and the output format its settings chose
+    (a failure before they load falls back to the flag or QAC_OUTPUT_FORMAT)."""
+
+    written = False
+    output_format: str | None = None
+
+
 class JsonWriter:
     """One object at the end."""
 
@@ -55,6 +86,7 @@ class JsonWriter:
         if isinstance(event, Result):
             self.out.write(jsonl.dumps(result_object(event)) + "\n")
             self.out.flush()
+            ResultLedger.written = True
 
 
 STREAM_TYPES = frozenset(
@@ -74,8 +106,8 @@ STREAM_TYPES = frozenset(
 
 
 class StreamJsonWriter:
-    """One object per line as things happen, each with its `type`; only the DESIGN §8 types and
-    `plan` (the model's visible plan), so a strict consumer never meets one it does not know."""
+    """One object per line as things happen, each with its `type` and a `timestamp`; only the
+    DESIGN §8 types, `plan` and `hook`, so a strict consumer never meets one it does not know."""
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
@@ -84,8 +116,16 @@ class StreamJsonWriter:
         if event.type not in STREAM_TYPES:
             return
         data = result_object(event) if isinstance(event, Result) else asdict(event)
+        data["timestamp"] = timestamp()
         self.out.write(jsonl.dumps(data) + "\n")
         self.out.flush()
+        if isinstance(event, Result):
+            ResultLedger.written = True
+
+
+def timestamp() -> str:
+    """UTC, ISO 8601 with milliseconds: `2026-12-05T11:16:45.123Z`."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 class CiTextWriter:
@@ -126,7 +166,8 @@ class TextWriter:
         if self.progress is not None:
             self.progress.write(event)
         shown = self.progress is not None and self.out.isatty()  # the progress streamed it
-        if isinstance(event, Result) and event.result and not shown:
+        failed = isinstance(event, Result) and event.status == "error"  # said on stderr
+        if isinstance(event, Result) and event.result and not shown and not failed:
             self.out.write(visible(event.result.rstrip("\n")) + "\n")
             self.out.flush()
 
