@@ -202,7 +202,8 @@ def test_the_session_event_lists_the_files_and_a_resume_the_same(
     model_server.script(turn(text="two"))
     again = qac("run", "more", "--resume", str(session["session_id"]), *args)
     assert again.code == 0, again.stderr
-    assert again.lines()[0] == {**session, "resumed": True}
+    stamp = {"timestamp": again.lines()[0]["timestamp"]}
+    assert again.lines()[0] == {**session, "resumed": True, **stamp}
     assert "Changed after" not in str(model_server.requests[1]["messages"][0]["content"])
 
 
