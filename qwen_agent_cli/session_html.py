@@ -177,7 +177,7 @@ def _thinking(message: Message) -> str:
         pieces = [
             (b.get("thinking") or "", False) if b.get("type") == "thinking" else ("", True)
             for b in message.blocks
-            if b.get("type") in ("thinking", "redacted_thinking")
+            if isinstance(b, dict) and b.get("type") in ("thinking", "redacted_thinking")
         ]
     else:
         pieces = [(message.reasoning, False)] if message.reasoning else []
@@ -296,7 +296,7 @@ def _diff_class(line: str) -> str:
 
 def _output(result: Message) -> str:
     """Folded, behind one line: the output's first line and how many lines it has."""
-    content = result.content or ""
+    content = str(result.content or "")  # an edited import may hold anything
     lines = content.splitlines()
     first = lines[0] if lines else "(empty)"
     if len(first) > SUMMARY_CHARS:

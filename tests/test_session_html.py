@@ -249,3 +249,31 @@ def test_ci_leaves_session_html_beside_session_jsonl(qac, model_server: Scripted
     assert page.count("section", "turn assistant") == 3
     assert page.text("span.add") == "+sum(values) / len"
     assert "1 passed" in page.text("details.output") or "OK" in page.text("details.output")
+
+
+def test_a_written_file_shows_as_all_new_lines_and_broken_arguments_as_written(
+    qac, model_server: ScriptedServer, repo: Path, tmp_path: Path
+):
+    model_server.script(
+        turn(
+            tool_calls=[
+                ("write_file", {"path": "notes.md", "content": "# Notes\n\n<b>bold</b>\n"}),
+                ("read_file", '{"path": "calc.py"'),
+            ]
+        ),
+        turn(text="Written."),
+    )
+    run = qac(
+        "run", "notes", *server_args(model_server), "-C", str(repo), "--output-format", "json"
+    )
+    assert run.code == 0, run.stderr
+
+    page = write_page(qac, str(run.json()["session_id"]), tmp_path / "page.html")
+
+    assert page.text("span.add") == "+# Notes++<b>bold</b>"
+    assert page.text("span.del") == ""
+    assert page.text("span.meta") == "--- a/notes.md+++ b/notes.md"
+    assert "diff (the whole new content):" in page.text("p.note")
+    assert "not a JSON object" in page.text("p.note")
+    assert page.text("pre.arguments raw") == '{"path": "calc.py"'
+    assert page.count("details", "output error") == 1
