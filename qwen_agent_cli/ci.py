@@ -21,6 +21,7 @@ from qwen_agent_cli.errors import ConfigError
 from qwen_agent_cli.events import ErrorEvent, Event, Result, until_result
 from qwen_agent_cli.repository import GitError, Repository
 from qwen_agent_cli.sandbox import Executor
+from qwen_agent_cli.session_html import render_session
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.testcounts import describe_counts, parse_test_counts
 from qwen_agent_cli.types import Status
@@ -156,6 +157,7 @@ def run_ci(
             if "error" in committed:
                 yield ErrorEvent(message=f"could not commit the fix: {committed['error']}")
         store.set_status(loop_result.session_id, status.value)
+        out.write("session.html", _page(store, loop_result.session_id, settings))
         yield _finish(
             job,
             out,
@@ -292,6 +294,12 @@ def _commit(
 
 def _export(store: SessionStore, session_id: str) -> bytes:
     return ("\n".join(store.export_jsonl(session_id)) + "\n").encode("utf-8")
+
+
+def _page(store: SessionStore, session_id: str, settings: Settings) -> bytes:
+    """The session as a page a reviewer opens from the job's artifacts (session_html)."""
+    info = store.get(session_id)
+    return render_session(info, store.messages(session_id), settings.catalogue).encode("utf-8")
 
 
 def _finish(

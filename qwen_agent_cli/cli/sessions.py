@@ -16,8 +16,10 @@ from qwen_agent_cli.cli.app import (
     settings_for,
     show,
 )
+from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import ConfigError
 from qwen_agent_cli.images import describe
+from qwen_agent_cli.types import Message, SessionInfo
 
 
 @sessions_app.command("list")
@@ -63,12 +65,24 @@ def sessions_show(
     context: Annotated[
         bool, typer.Option("--context", help="Tokens by part of the next request.")
     ] = False,
+    html: Annotated[
+        str | None,
+        typer.Option(
+            "--html", metavar="FILE", help='Write a self-contained HTML page ("-": stdout).'
+        ),
+    ] = None,
     store: StoreOpt = None,
 ) -> None:
     """A session's messages, with tool calls and (with --thinking) the reasoning."""
-    session_store = open_store(settings_for(None, store=store))
+    if html is not None and html != "-" and Path(html).is_dir():
+        raise ConfigError(f"{html} is a directory; give --html the path of a file to write")
+    settings = settings_for(None, store=store)
+    session_store = open_store(settings)
     try:
         info = session_store.get(session_id)
+        if html is not None:
+            _write_html(html, info, session_store.messages(info.id), settings)
+            return
         if context:
             _show_context(info, session_store.messages(info.id))
             return
@@ -97,6 +111,37 @@ def sessions_show(
                 show(f"  -> {call.name}({call.arguments})")
     finally:
         session_store.close()
+
+
+def _write_html(
+    target: str, info: SessionInfo, messages: list[Message], settings: Settings
+) -> None:
+    """The page, written whole or not at all: a new private file beside the target, renamed
+    over it, so a reader never sees half a page and an interrupted write leaves the old one."""
+    import os
+    import tempfile
+
+    from qwen_agent_cli.session_html import render_session
+
+    page = render_session(info, messages, settings.catalogue)
+    if target == "-":
+        sys.stdout.write(page)
+        return
+    path = Path(target)
+    try:
+        handle, temporary = tempfile.mkstemp(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
+        )
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
+                out.write(page)
+            Path(temporary).replace(path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise ConfigError(f"cannot write {target}: {exc.strerror or exc}") from None
+    show(f"wrote {target}")
 
 
 def _show_context(info: Any, messages: Any) -> None:

@@ -256,7 +256,7 @@ def test_ci_artifacts_never_follow_links_planted_in_the_repository(
     victim = tmp_path / "bashrc"
     victim.write_text("the user's profile\n")
     (repo / ".qac-out").mkdir()
-    for name in ("fix.patch", "report.json", "session.jsonl", ".gitignore"):
+    for name in ("fix.patch", "report.json", "session.jsonl", "session.html", ".gitignore"):
         (repo / ".qac-out" / name).symlink_to(victim)
     safe = Repository.find(repo)
     assert safe is not None
@@ -419,6 +419,7 @@ def test_the_store_and_exports_are_private_from_creation(
             assert mode(sidecar) == 0o600
     assert mode(exported) == 0o600
     assert mode(repo / ".qac-out" / "session.jsonl") == 0o600
+    assert mode(repo / ".qac-out" / "session.html") == 0o600
 
 
 def test_no_host_unix_socket_is_reachable_but_sandbox_sockets_work(
