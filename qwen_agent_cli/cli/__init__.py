@@ -10,11 +10,11 @@ import sys
 import typer
 
 from qwen_agent_cli import __version__, signals
-from qwen_agent_cli.cli import config, doctor, init, mcp, run, sessions
+from qwen_agent_cli.cli import config, doctor, init, mcp, run, sessions, undo
 from qwen_agent_cli.cli.app import SUBCOMMANDS, VALUE_OPTIONS, app, error, warned_untrusted
 from qwen_agent_cli.errors import QacError
 
-COMMAND_MODULES = (config, doctor, init, mcp, run, sessions)
+COMMAND_MODULES = (config, doctor, init, mcp, run, sessions, undo)
 
 
 def main(argv: list[str] | None = None) -> None:
