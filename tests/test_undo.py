@@ -3,13 +3,15 @@ the scripted model; and `qac demo`, which keeps its session out of the user's st
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import stat
 import subprocess
 from pathlib import Path
 
 from qwen_agent_cli.scripted import ScriptedServer, turn
-from tests.conftest import run_process, server_args
+from tests.conftest import run_process, server_args, spawn_qac
 
 
 def files_of(root: Path) -> dict[str, tuple[str, bytes | str, int]]:
@@ -21,7 +23,7 @@ def files_of(root: Path) -> dict[str, tuple[str, bytes | str, int]]:
             continue
         info = path.lstat()
         if stat.S_ISLNK(info.st_mode):
-            found[name] = ("link", os.readlink(path), 0)
+            found[name] = ("link", str(path.readlink()), 0)
         elif path.is_dir():
             found[name] = ("dir", b"", 0)
         else:
@@ -118,6 +120,36 @@ def test_undo_refuses_when_the_tree_changed_since_the_run(
         check=True,
     )
     assert kept.stdout == "# my own edit\n"  # what --force replaced is still there
+
+
+def test_a_killed_run_is_undone_only_when_forced(model_server: ScriptedServer, repo: Path):
+    before = files_of(repo)
+    slow = "thinking slowly " * 40
+    model_server.script(
+        turn(tool_call=("write_file", {"path": "a.txt", "content": "a\n"})),
+        turn(thinking=slow, text="never finished", pieces=40, chunk_delay=0.25),
+    )
+    proc = spawn_qac(
+        "run", "x", *server_args(model_server), "-C", str(repo), "--output-format", "stream-json"
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    for line in proc.stdout:
+        if json.loads(line)["type"] == "thinking":  # the file is written: the next reply streams
+            break
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    proc.stdout.close()
+    proc.stderr.close()
+    assert (repo / "a.txt").exists()
+
+    refused = run_process("undo", "-C", str(repo))
+    assert refused.code == 1
+    assert "never recorded its end (was it killed?)" in refused.stderr
+
+    forced = run_process("undo", "-C", str(repo), "--force")
+    assert forced.code == 0, forced.stderr
+    assert files_of(repo) == before
 
 
 def test_undo_in_a_directory_without_git(qac, model_server: ScriptedServer, tmp_path: Path):

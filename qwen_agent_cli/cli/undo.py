@@ -28,7 +28,8 @@ def undo(
     session: Annotated[
         str | None,
         typer.Argument(
-            help="Session id or a unique prefix (default: the latest for this directory)."
+            metavar="SESSION",
+            help="Session id or a unique prefix (default: the latest for this directory).",
         ),
     ] = None,
     force: Annotated[
