@@ -81,13 +81,16 @@ def repl_ref(owner: str, number: int) -> str:
 
 def undo_note(command: str, action: str, restored: Sequence[str]) -> str:
     """What the conversation is told after an undo, so the model does not assume its edits."""
-    names = ", ".join(restored[:NOTE_NAMES])
-    if len(restored) > NOTE_NAMES:
-        names += f" and {len(restored) - NOTE_NAMES} more"
     return (
         f"[The user ran {command}: the file changes of the last {action} were reverted "
-        f"({names}). Those files are back as they were before it.]"
+        f"({named(restored, NOTE_NAMES)}). Those files are back as they were before it.]"
     )
+
+
+def named(paths: Sequence[str], limit: int) -> str:
+    """The first `limit` paths, and how many more."""
+    more = f" and {len(paths) - limit} more" if len(paths) > limit else ""
+    return ", ".join(paths[:limit]) + more
 
 
 # -- `qac run` ---------------------------------------------------------------------------------
@@ -139,12 +142,12 @@ class RunCheckpoint:
             self.warn(f"cannot record the end of this run ({exc}); `qac undo` will need --force")
 
 
-def _refs(repository: Repository, base: str, session_id: str) -> list[tuple[int, str, str, str]]:
-    """(number, commit, tree, parent) of each ref under base/SESSION/, in number order."""
+def _refs(repository: Repository, session_id: str, *bases: str) -> list[tuple[int, str, str, str]]:
+    """(number, commit, tree, parent) of each ref under BASE/SESSION/, in number order."""
     listing = repository.git(
         "for-each-ref",
         "--format=%(refname)%00%(objectname)%00%(tree)%00%(parent)",
-        f"{base}/{ref_key(session_id)}",
+        *(f"{base}/{ref_key(session_id)}" for base in bases),
     )
     found = []
     for line in listing.splitlines():
@@ -157,14 +160,14 @@ def _refs(repository: Repository, base: str, session_id: str) -> list[tuple[int,
 
 def next_run_ref(repository: Repository, session_id: str) -> str:
     """A number no run or undone run of the session has used."""
-    used = [n for base in (RUN_REFS, UNDONE_REFS) for n, *_ in _refs(repository, base, session_id)]
+    used = [number for number, *_ in _refs(repository, session_id, RUN_REFS, UNDONE_REFS)]
     return f"{RUN_REFS}/{ref_key(session_id)}/{max(used, default=0) + 1}"
 
 
 def runs(repository: Repository, session_id: str) -> list[Run]:
     """The session's runs that changed files (or never recorded their end), oldest first."""
     found = []
-    for number, commit, tree, parent in _refs(repository, RUN_REFS, session_id):
+    for number, commit, tree, parent in _refs(repository, session_id, RUN_REFS):
         ref = f"{RUN_REFS}/{ref_key(session_id)}/{number}"
         if parent:
             before = repository.git("rev-parse", "--verify", f"{parent}^{{tree}}").strip()
@@ -197,11 +200,10 @@ def undo_last_run(
         )
     since = context.changed_paths(repository, run.after, current, within) if run.after else []
     if since and not force:
-        shown = ", ".join(since[:5]) + (f" and {len(since) - 5} more" if len(since) > 5 else "")
         raise UndoError(
-            f"the working tree changed since {which} ended ({shown}); undoing would lose those "
-            "changes. `qac undo --force` undoes anyway (what it replaces is kept under "
-            f"{UNDONE_REFS}/)"
+            f"the working tree changed since {which} ended ({named(since, 5)}); undoing would "
+            "lose those changes. `qac undo --force` undoes anyway (what it replaces is kept "
+            f"under {UNDONE_REFS}/)"
         )
     kept_at = f"{UNDONE_REFS}/{ref_key(session_id)}/{run.number}"
     context.save_checkpoint(repository, current, kept_at, parent=run.commit)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +19,9 @@ from qwen_agent_cli.cli.app import (
     show,
 )
 from qwen_agent_cli.errors import StoreError
+
+if TYPE_CHECKING:
+    from qwen_agent_cli.store import SessionStore
 
 SHOWN_NAMES = 5
 
@@ -47,11 +50,7 @@ def undo(
     """Restore the working tree from before a session's last run; again for the run before."""
     from qwen_agent_cli import checkpoints
     from qwen_agent_cli.assemble import workdir_of
-    from qwen_agent_cli.compaction import active
-    from qwen_agent_cli.history import unanswered_calls
     from qwen_agent_cli.repository import Repository
-    from qwen_agent_cli.text import encodable_message
-    from qwen_agent_cli.types import Message
 
     workdir = workdir_of(directory)
     settings = settings_for(workdir, store=store, output_format=output_format)
@@ -74,10 +73,7 @@ def undo(
         session_store.acquire(info.id)
         undone = checkpoints.undo_last_run(repository, info.id, within=within, force=force)
         if undone.restored:
-            history = active(session_store.messages(info.id))
-            note = checkpoints.undo_note("qac undo", "run", undone.restored)
-            for message in [*unanswered_calls(history), Message(role="user", content=note)]:
-                session_store.append_message(info.id, encodable_message(message))
+            _tell(session_store, info.id, checkpoints.undo_note("qac undo", "run", undone.restored))
     finally:
         session_store.close()
     if settings.output_format in ("json", "stream-json"):
@@ -91,13 +87,10 @@ def undo(
         show(json.dumps(record))
         return
     count = len(undone.restored)
-    names = ", ".join(undone.restored[:SHOWN_NAMES])
-    if count > SHOWN_NAMES:
-        names += f" and {count - SHOWN_NAMES} more"
+    names = f" ({checkpoints.named(undone.restored, SHOWN_NAMES)})" if count else ""
     show(
         f"restored {count} file{'s' * (count != 1)} to before run {undone.run.number} of "
-        f"session {info.id}{f' ({names})' if names else ''}; what was replaced is kept at "
-        f"{undone.kept_at}"
+        f"session {info.id}{names}; what was replaced is kept at {undone.kept_at}"
     )
 
 
@@ -113,3 +106,16 @@ def _within(root: Path, workdir: Path, session_id: str) -> str:
             f"run `qac undo -C {workdir}`"
         ) from None
     return "" if relative == Path() else relative.as_posix()
+
+
+def _tell(store: SessionStore, session_id: str, note: str) -> None:
+    """Add the note as the session's next user message, after answering any tool call a killed
+    run left open, as a resume would (a tool result may only follow its call)."""
+    from qwen_agent_cli.compaction import active
+    from qwen_agent_cli.history import unanswered_calls
+    from qwen_agent_cli.text import encodable_message
+    from qwen_agent_cli.types import Message
+
+    history = active(store.messages(session_id))
+    for message in [*unanswered_calls(history), Message(role="user", content=note)]:
+        store.append_message(session_id, encodable_message(message))
