@@ -68,7 +68,7 @@ def undo(
                 f"no session for {workdir} to undo; name one with `qac undo ID` "
                 "(see `qac sessions list`)"
             )
-        within = _within(repository.root, Path(info.workdir), info.id)
+        within = _within(repository.root, Path(info.workdir).resolve(), info.id)
         # A live qac writing this session (and its files) is refused here, before any change.
         session_store.acquire(info.id)
         undone = checkpoints.undo_last_run(repository, info.id, within=within, force=force)
