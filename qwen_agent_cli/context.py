@@ -31,6 +31,8 @@ LISTING = (
 working tree, lower case when marked assume-unchanged), and untracked ones (`?`): the file
 list, and which files git vouches for, from one git process that stats them in C."""
 REGULAR_MODES = frozenset({"100644", "100755"})
+LITERAL = {"GIT_LITERAL_PATHSPECS": "1"}
+"""A directory name with `*` or `:(...)` in it is a name, not a pattern."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,10 +213,16 @@ def snapshot_tree(repository: Repository | None) -> str | None:
         return repository.git("write-tree", env=scratch_env).strip()
 
 
-def save_checkpoint(repository: Repository, tree: str, ref: str) -> None:
-    """Keep a tree reachable under a hidden ref (never a branch), so gc cannot drop it."""
-    commit = repository.git("commit-tree", tree, "-m", "qac checkpoint", env=CHECKPOINT_IDENTITY)
-    repository.git("update-ref", ref, commit.strip())
+def save_checkpoint(repository: Repository, tree: str, ref: str, parent: str = "") -> str:
+    """Keep a tree reachable under a hidden ref (never a branch), so gc cannot drop it; a
+    `parent` commit makes the ref hold a pair (the tree before, this one after). Returns the
+    commit."""
+    linked = ("-p", parent) if parent else ()
+    commit = repository.git(
+        "commit-tree", tree, *linked, "-m", "qac checkpoint", env=CHECKPOINT_IDENTITY
+    ).strip()
+    repository.git("update-ref", ref, commit)
+    return commit
 
 
 def diff_trees(repository: Repository, old: str, new: str) -> str:
@@ -222,24 +230,39 @@ def diff_trees(repository: Repository, old: str, new: str) -> str:
     return repository.git("diff", "--no-color", "--no-ext-diff", "--no-textconv", old, new)
 
 
-def restore_tree(repository: Repository | None, tree: str) -> list[str]:
-    """Make the working tree's files match a snapshot again; returns the paths it touched.
-    Files created since are removed first, never through a link (a planted `link -> ~` with
-    `link/x` behind it must not delete `~/x`), then git writes the snapshot's files back (it
-    refuses to write through a linked directory itself). Ignored files and the real index are
-    left alone."""
+def changed_paths(repository: Repository, old: str, new: str, within: str = "") -> list[str]:
+    """The paths that differ between two snapshot trees, only under `within` (a directory
+    relative to the root, taken literally) when given."""
+    listing = repository.git(
+        "diff", "--name-only", "--no-renames", "-z", old, new, *_pathspec(within), env=LITERAL
+    )
+    return [path for path in listing.split("\0") if path]
+
+
+def _pathspec(within: str) -> tuple[str, ...]:
+    return ("--", within) if within else ()
+
+
+def restore_tree(repository: Repository | None, tree: str, within: str = "") -> list[str]:
+    """Make the working tree's files match a snapshot again, only under `within` when given;
+    returns the paths it touched. Files created since are removed first, never through a link
+    (a planted `link -> ~` with `link/x` behind it must not delete `~/x`), then git writes the
+    snapshot's files back (it refuses to write through a linked directory itself). Ignored
+    files and the real index are left alone."""
     current = snapshot_tree(repository)
     if repository is None or current is None or current == tree:
         return []
     import tempfile
 
-    listing = repository.git("diff", "--name-status", "--no-renames", "-z", tree, current)
+    names = ("--name-status", "--no-renames", "-z", tree, current, *_pathspec(within))
+    listing = repository.git("diff", *names, env=LITERAL)
     fields = listing.split("\0")
     changes = list(zip(fields[0::2], fields[1::2], strict=False))
     restore = [path for kind, path in changes if kind in ("M", "D", "T")]
     remove = [path for kind, path in changes if kind == "A"]
+    keep = len(Path(within).parts)
     for path in sorted(remove, key=lambda p: -p.count("/")):
-        _remove_beneath(repository.root, path)
+        _remove_beneath(repository.root, path, keep)
     with tempfile.TemporaryDirectory() as scratch:
         scratch_env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
         repository.git("read-tree", tree, env=scratch_env)
@@ -248,28 +271,30 @@ def restore_tree(repository: Repository | None, tree: str) -> list[str]:
     return sorted(restore + remove)
 
 
-def _remove_beneath(root: Path, path: str) -> None:
+def _remove_beneath(root: Path, path: str, keep: int = 0) -> None:
     """Remove root/path, opening every parent without following links; a path whose parent is
-    a link or not a directory is left alone."""
+    a link or not a directory is left alone. Parents it leaves empty go too, as in git's own
+    checkout, except the first `keep` (the directory a session works in)."""
     import shutil
 
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     *parents, name = Path(path).parts
     try:
-        handle = os.open(root, flags)
+        handles = [os.open(root, flags)]
     except OSError:
         return
     try:
         for part in parents:
-            child = os.open(part, flags, dir_fd=handle)
-            os.close(handle)
-            handle = child
-        info = os.lstat(name, dir_fd=handle)
+            handles.append(os.open(part, flags, dir_fd=handles[-1]))
+        info = os.lstat(name, dir_fd=handles[-1])
         if stat.S_ISDIR(info.st_mode):
-            shutil.rmtree(name, dir_fd=handle)
+            shutil.rmtree(name, dir_fd=handles[-1])
         else:
-            os.unlink(name, dir_fd=handle)
+            os.unlink(name, dir_fd=handles[-1])
+        for depth in range(len(parents) - 1, keep - 1, -1):
+            os.rmdir(parents[depth], dir_fd=handles[depth])  # stops at one still in use
     except OSError:
         return
     finally:
-        os.close(handle)
+        for handle in handles:
+            os.close(handle)

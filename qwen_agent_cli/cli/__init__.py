@@ -12,7 +12,7 @@ import time
 import typer
 
 from qwen_agent_cli import __version__, signals
-from qwen_agent_cli.cli import config, doctor, init, mcp, run, sessions
+from qwen_agent_cli.cli import config, doctor, init, mcp, run, sessions, undo
 from qwen_agent_cli.cli.app import (
     PICK,
     SUBCOMMANDS,
@@ -24,7 +24,7 @@ from qwen_agent_cli.cli.app import (
 from qwen_agent_cli.errors import QacError
 from qwen_agent_cli.events import ErrorEvent
 
-COMMAND_MODULES = (config, doctor, init, mcp, run, sessions)
+COMMAND_MODULES = (config, doctor, init, mcp, run, sessions, undo)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -39,7 +39,20 @@ EXIT_BY_STATUS = {
 }
 
 SUBCOMMANDS = frozenset(
-    {"run", "exec", "ci", "sessions", "config", "doctor", "demo", "repl", "trust", "mcp", "init"}
+    {
+        "run",
+        "exec",
+        "ci",
+        "sessions",
+        "config",
+        "doctor",
+        "demo",
+        "repl",
+        "trust",
+        "mcp",
+        "init",
+        "undo",
+    }
 )
 PICK = "?"
 """The `--resume` value meaning "no id given": the picker chooses (routing puts it there)."""

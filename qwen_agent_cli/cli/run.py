@@ -111,6 +111,7 @@ def run(
 ) -> None:
     """Run a task to completion without a person; prints text or JSON (alias: exec)."""
     from qwen_agent_cli.assemble import assemble, workdir_of
+    from qwen_agent_cli.checkpoints import RunCheckpoint
     from qwen_agent_cli.images import load_image
     from qwen_agent_cli.modelinfo import check_images
     from qwen_agent_cli.tools.plan import plan_prompt
@@ -124,6 +125,7 @@ def run(
     images = [load_image(path) for path in image or ()]
     invoked = invoked_command(text, workdir)
     session_store = open_store(settings)
+    checkpoint = RunCheckpoint(error)  # for `qac undo`: the files before the run, and after
     try:
         settings, resume = resumed_settings(
             session_store, workdir, flags, settings, resume, continue_
@@ -139,6 +141,7 @@ def run(
             store=session_store,
             resume=resume,
         )
+        checkpoint.start(built.repository, built.agent.session.id)
         if settings.sandbox == "off":
             error(built.executor.description)
         if invoked is not None:
@@ -148,6 +151,7 @@ def run(
         events = built.agent.run(text, resumed=built.resumed, images=images)
         result = drive(events, settings.output_format)
     finally:
+        checkpoint.finish()
         session_store.close()
     finish(result)
 
@@ -354,4 +358,6 @@ def demo(
 
     settings = settings_for(None, provider=provider, sandbox=sandbox, store=store)
     renderer = Renderer.to_stdout(thinking="full")
-    raise typer.Exit(run_demo(settings, env=os.environ, show=renderer.write, say=renderer.say))
+    kept = Path(store).expanduser().resolve() if store else None  # only when named here
+    code = run_demo(settings, env=os.environ, show=renderer.write, say=renderer.say, store=kept)
+    raise typer.Exit(code)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from importlib import resources
 from pathlib import Path
 
-from qwen_agent_cli.assemble import assemble, store_path
+from qwen_agent_cli.assemble import assemble, build_executor
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import SandboxUnavailableError
 from qwen_agent_cli.events import Event, Result
@@ -42,13 +42,20 @@ def run_demo(
     env: Mapping[str, str],
     show: Callable[[Event], None],
     say: Callable[[str], None],
+    store: Path | None = None,
 ) -> int:
-    """Play the demo, showing its events and notes; returns 0 when the tests end green."""
+    """Play the demo, showing its events and notes; returns 0 when the tests end green. The
+    session goes to `store` when the user named one; otherwise the demo writes nothing of the
+    user's: its store and caches live in a data directory of its own, removed at the end."""
     script = json.loads(resources.files("qwen_agent_cli.demo").joinpath("script.json").read_text())
     turns, options = load_script(script)
     workroot = Path(tempfile.mkdtemp(prefix="qac-demo-"))
     try:
         repo = copy_sample_repo(workroot)
+        data = workroot / "data"  # beside the repository: the store's folder is hidden from it
+        own_env = {**env, "QAC_HOME": str(data)}
+        store_file = store or data / "sessions.db"
+        settings = dataclasses.replace(settings, store=str(store_file))
         anthropic = settings.profile.format == "anthropic"
         with ScriptedServer(turns, **options) as server:
             demo_settings = dataclasses.replace(
@@ -68,14 +75,18 @@ def run_demo(
             wire = "Anthropic Messages" if anthropic else "OpenAI chat completions"
             say(f"scripted model ({wire}) at {server.url}; no network, no key\n")
             say(f"> {DEMO_PROMPT}\n")
-            store = SessionStore(store_path(settings, env))
+            sessions = SessionStore(store_file)
             try:
                 try:
-                    built = assemble(demo_settings, env=env, workdir=repo, store=store)
+                    # The sandbox from the real environment: it hides the user's own qac data.
+                    executor = build_executor(demo_settings, env, repo)
                 except SandboxUnavailableError as exc:
                     say(f"{exc}\nthe demo continues without the sandbox\n")
-                    off = dataclasses.replace(demo_settings, sandbox="off")
-                    built = assemble(off, env=env, workdir=repo, store=store)
+                    demo_settings = dataclasses.replace(demo_settings, sandbox="off")
+                    executor = build_executor(demo_settings, env, repo)
+                built = assemble(
+                    demo_settings, env=own_env, workdir=repo, store=sessions, executor=executor
+                )
                 say(f"commands run in: {built.executor.description}")
                 result: Result | None = None
                 for event in built.agent.run(DEMO_PROMPT):
@@ -84,7 +95,7 @@ def run_demo(
                         result = event
                 verify = built.executor.run(DEMO_TEST_CMD, cwd=repo, timeout=60)
             finally:
-                store.close()
+                sessions.close()
             replayed = sum(map(_reasoning_blocks, server.requests[-1]["messages"]))
     finally:
         shutil.rmtree(workroot, ignore_errors=True)
@@ -94,10 +105,11 @@ def run_demo(
         f"blocks, byte for byte, across {len(server.requests)} requests."
     )
     green = verify.exit_code == 0
-    say(
-        f"tests after the run: {'pass' if green else 'FAIL'}. See the stored session with "
-        f"`qac sessions show {result.session_id} --thinking`."
-    )
+    if store is None:
+        kept = "the session was in a temporary store, now removed (`--store FILE` keeps it)"
+    else:
+        kept = f"see it with `qac sessions show {result.session_id} --thinking --store {store}`"
+    say(f"tests after the run: {'pass' if green else 'FAIL'}; {kept}.")
     return 0 if green and result.status == Status.DONE else 1
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from prompt_toolkit import PromptSession
 from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
-from qwen_agent_cli import context, signals
+from qwen_agent_cli import checkpoints, context, signals
 from qwen_agent_cli.assemble import (
     Assembly,
     assemble,
@@ -220,17 +220,16 @@ class Repl(SlashCommands):
     @contextlib.contextmanager
     def checkpointed(self) -> Iterator[None]:
         """Snapshot the working tree around an action; keep the snapshot if files changed."""
-        before = context.snapshot_tree(self.repository)
-        self.start_tree = self.start_tree or before
+        owner = self.built.agent.session.id if self.built else "shell"
+        ref = checkpoints.repl_ref(owner, len(self.checkpoints))
+        span = checkpoints.Span()
         try:
-            yield
+            with checkpoints.checkpointed(self.repository, ref) as span:
+                self.start_tree = self.start_tree or span.before
+                yield
         finally:
-            after = context.snapshot_tree(self.repository)
-            if self.repository is not None and before is not None and after != before:
-                owner = self.built.agent.session.id if self.built else "shell"
-                ref = f"refs/qac/checkpoints/{owner}/{len(self.checkpoints)}"
-                context.save_checkpoint(self.repository, before, ref)
-                self.checkpoints.append(before)
+            if span.changed and span.before is not None:
+                self.checkpoints.append(span.before)
                 self._files = None
 
     def _drive(self, events: Generator[Event, None, None]) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Generator, Mapping
 from pathlib import Path
 from typing import Any
 
-from qwen_agent_cli import commands, compaction, context
+from qwen_agent_cli import checkpoints, commands, compaction, context
 from qwen_agent_cli.assemble import (
     Assembly,
     build_executor,
@@ -261,10 +261,7 @@ class SlashCommands:
         self._files = None
         self.renderer.say(f"restored {', '.join(restored) or 'nothing'} to before the last turn")
         if restored:
-            self.note = (
-                "[The user ran /undo: the file changes of the last turn were reverted "
-                f"({', '.join(restored)}). Those files are back as they were before it.]"
-            )
+            self.note = checkpoints.undo_note("/undo", "turn", restored)
 
     def cmd_mcp(self, _: str) -> None:
         from qwen_agent_cli.mcp_tools import describe_servers
