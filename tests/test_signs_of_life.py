@@ -12,6 +12,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import IO
 
 import pexpect
 import pytest
@@ -134,7 +135,7 @@ def test_the_repl_shows_the_wait_and_resumes_the_tool_spinner_after_an_approval(
     assert "running shell…" not in shown, shown
 
 
-def read_line(stream: io.TextIOBase | None, timeout: float = 30) -> str:
+def read_line(stream: IO[str] | None, timeout: float = 30) -> str:
     assert stream is not None
     ready, _, _ = select.select([stream], [], [], timeout)
     assert ready, "no line came"
