@@ -72,7 +72,10 @@ def refused(status: int, profile: Profile) -> str:
                 f"check the API key in ${profile.key_env}, or pass --api-key-env VAR "
                 "naming the variable that holds yours"
             )
-        return "this profile sends no key: pass --api-key-env VAR naming the one that holds it"
+        return (
+            "check the API key: this profile sends none, so pass --api-key-env VAR naming "
+            "the variable that holds it"
+        )
     if status == 404:
         return (
             f"check --model (is {profile.model!r} served there?) and --base-url; "
