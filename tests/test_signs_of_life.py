@@ -21,6 +21,7 @@ from rich.console import Console
 from qwen_agent_cli.events import RequestEvent, Text, Thinking
 from qwen_agent_cli.scripted import ScriptedServer, turn
 from qwen_agent_cli.ui.render import Renderer
+from qwen_agent_cli.ui.spinner import Wait
 from tests.conftest import server_args, spawn_qac
 
 PROMPT = "›"  # noqa: RUF001
@@ -86,8 +87,6 @@ def test_run_on_a_terminal_shows_the_wait_the_thinking_and_the_tool_then_erases_
     first.set()
     child.expect(r"running shell… [1-9]\d*s")
     (repo / "go").touch()
-    # The counter starts at the first thinking token: it reads 0s then, whatever came before.
-    child.expect(r"thinking… 0s · [1-9]\d* tokens")
     child.expect(r"thinking… [1-9]\d*s · [1-9]\d* tokens")
     thinking.set()
     child.expect(pexpect.EOF)
@@ -98,6 +97,19 @@ def test_run_on_a_terminal_shows_the_wait_the_thinking_and_the_tool_then_erases_
     assert "thought for" in shown
     for gone in ("waiting for the model", "running shell…", "thinking…"):
         assert gone not in shown, shown
+
+
+def test_an_interrupt_erases_the_spinner(model_server: ScriptedServer, repo: Path):
+    model_server.script(turn(text="never seen", gate=threading.Event()))
+    child, log = spawn("run", "go", *server_args(model_server), "-C", str(repo))
+    child.expect(r"waiting for the model… [1-9]\d*s")
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    shown = "\n".join(screen(log.getvalue()))
+    assert "interrupted" in shown
+    assert "waiting for the model" not in shown, shown
 
 
 def test_the_repl_shows_the_wait_and_resumes_the_tool_spinner_after_an_approval(
@@ -146,20 +158,22 @@ def test_off_a_terminal_a_long_wait_is_said_once_on_stderr(
     model_server: ScriptedServer, repo: Path, monkeypatch: pytest.MonkeyPatch
 ):
     monkeypatch.setenv("QAC_WAIT_NOTICE_S", "0.3")
-    first = threading.Event()
+    first, second = threading.Event(), threading.Event()
     model_server.script(
         turn(tool_call=("shell", {"command": HELD}), gate=first),
-        turn(text="PIPED-ANSWER"),
+        turn(text="PIPED-ANSWER", gate=second),
     )
     proc = spawn_qac("run", "go", *server_args(model_server), "-C", str(repo))
+    # Each wait is held until its line is seen, so each says itself exactly once.
     assert read_line(proc.stderr) == "qac: still waiting for the model (0.3s)\n"
     first.set()
     assert read_line(proc.stderr) == "qac: still running shell (0.3s)\n"
     (repo / "go").touch()
+    assert read_line(proc.stderr) == "qac: still waiting for the model (0.3s)\n"
+    second.set()
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
-    assert out == "PIPED-ANSWER\n"
-    assert "still" not in err
+    assert (out, err) == ("PIPED-ANSWER\n", "")
     assert "\x1b" not in out + err
 
 
@@ -195,6 +209,11 @@ def test_thought_for_counts_from_the_first_thinking_token():
     renderer.write(Text(text="done"))
     renderer.close()
     assert "thought for 2.0s (2 lines)" in console.export_text()
+
+
+def test_the_spinner_line_reads_like_a_counter():
+    assert Wait("thinking", 10.0, chars=1360).line(22.5) == "thinking… 12s · 340 tokens"
+    assert Wait("running run_tests", 0.0).line(185.2) == "running run_tests… 3m 05s"
 
 
 @pytest.mark.parametrize(
