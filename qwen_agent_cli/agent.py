@@ -22,6 +22,7 @@ from qwen_agent_cli.events import (
     ErrorEvent,
     Event,
     PlanEvent,
+    RequestEvent,
     Result,
     Session,
     ToolCallEvent,
@@ -137,6 +138,7 @@ class Agent:
                 if self.compactor and self.compactor.due(base, messages):
                     messages, spent = yield from self.compact(messages, deadline)
                     usage += spent
+                yield RequestEvent()
                 reply = yield from self.model.stream(
                     system, messages, session.tools, deadline=deadline
                 )
@@ -221,6 +223,7 @@ class Agent:
         if len(recent) >= len(history) - 1:
             return messages, Usage()
         self._append(messages, Message(role="user", content=compaction.INSTRUCTION))
+        yield RequestEvent()
         reply = yield from self.model.stream(
             system_message(self.session), messages, self.session.tools, deadline=deadline
         )

@@ -56,6 +56,14 @@ class ToolResultEvent:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class RequestEvent:
+    """A request went to the model and nothing has come back yet: a UI's cue to show that qac
+    is waiting. Internal: not a stream-json type, so the writers of DESIGN §8 skip it."""
+
+    type: str = "request"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class UsageEvent:
     type: str = "usage"
     prompt_tokens: int
@@ -138,6 +146,7 @@ Event = (
     | Text
     | ToolCallEvent
     | ToolResultEvent
+    | RequestEvent
     | UsageEvent
     | CompactionEvent
     | PlanEvent

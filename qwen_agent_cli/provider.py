@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Protocol
 
+from qwen_agent_cli import hints
 from qwen_agent_cli.errors import DeadlineError, ProviderError
 from qwen_agent_cli.events import ErrorEvent, Event
 from qwen_agent_cli.profiles import Price, Profile
@@ -158,7 +159,7 @@ class ChatProvider:
             except _Retryable as exc:
                 if attempt >= self.retry.retries:
                     raise ProviderError(
-                        f"model API failed after {attempt + 1} attempts: {exc.reason}"
+                        f"model API failed after {attempt + 1} attempts: {exc.reason}; {exc.hint}"
                     ) from exc
                 delay = self.retry.delay(attempt, exc.retry_after)
                 if deadline is not None and time.monotonic() + delay >= deadline:
@@ -190,7 +191,8 @@ class ChatProvider:
                         _close(chunks)
                         raise _Retryable(
                             f"the response took longer than {self.request_timeout:g}s "
-                            "(request_timeout)"
+                            "(request_timeout)",
+                            hint=hints.TOO_SLOW,
                         )
                     if acc.size > self.response_cap:
                         _close(chunks)
@@ -203,9 +205,11 @@ class ChatProvider:
         except KeyboardInterrupt:
             return acc.message(self.model, None, interrupted=True)
         if acc.finish_reason is None:
-            raise _Retryable("the response stream was cut off before it finished")
+            raise _Retryable(
+                "the response stream was cut off before it finished", hint=hints.CUT_OFF
+            )
         if acc.empty():
-            raise _Retryable("the model sent an empty response")
+            raise _Retryable("the model sent an empty response", hint=hints.CUT_OFF)
         return acc.message(self.model, acc.final_usage(self.price))
 
     def _timeout(self, total: float) -> Any:
@@ -293,13 +297,21 @@ def _close(chunks: Iterable[Any]) -> None:
 
 
 class _Retryable(Exception):
+    """A failure worth another attempt; `hint` is what the user can do once none is left."""
+
     def __init__(
-        self, reason: str, retry_after: float | None = None, *, stalled: bool = False
+        self,
+        reason: str,
+        retry_after: float | None = None,
+        *,
+        stalled: bool = False,
+        hint: str = "run `qac doctor` to check the endpoint",
     ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.retry_after = retry_after
         self.stalled = stalled
+        self.hint = hint
 
 
 RETRYABLE_ERROR_TYPES = frozenset({"overloaded_error", "api_error", "rate_limit_error"})
@@ -333,29 +345,33 @@ class _mapped_errors:
             message = _server_message(exc)
             if status < 300:  # an error event inside a stream that began well
                 if _error_type(exc) in RETRYABLE_ERROR_TYPES:
-                    raise _Retryable(f"{where} failed mid-response: {message}") from exc
-                raise ProviderError(f"{where} failed mid-response: {message}") from exc
-            if status == 429 or status >= 500:
-                raise _Retryable(
-                    f"HTTP {status} from {where}: {message}", _retry_after(exc)
+                    raise _Retryable(
+                        f"{where} failed mid-response: {message}", hint=hints.OVERLOADED
+                    ) from exc
+                raise ProviderError(
+                    f"{where} failed mid-response: {message}; {hints.refused(status, self.profile)}"
                 ) from exc
-            hint = ""
-            if status in (401, 403):
-                key = self.profile.key_env or "the API key"
-                hint = f" (check {key}, or pass --api-key-env)"
-            elif status == 404:
-                hint = f" (is the model {self.profile.model!r} served there?)"
-            raise ProviderError(f"HTTP {status} from {where}: {message}{hint}") from exc
+            if status == 429 or status >= 500:
+                hint = hints.RATE_LIMITED if status == 429 else hints.OVERLOADED
+                raise _Retryable(
+                    f"HTTP {status} from {where}: {message}", _retry_after(exc), hint=hint
+                ) from exc
+            hint = hints.refused(status, self.profile)
+            raise ProviderError(f"HTTP {status} from {where}: {message}; {hint}") from exc
         if isinstance(exc, sdk.APITimeoutError) or _is_read_timeout(exc):
             # Before the first byte or between chunks: the SDK reports both as a timeout.
             silent = f"sent nothing for {self.wait:g}s" if self.wait else "timed out"
-            raise _Retryable(f"{where} {silent}", stalled=True) from exc
+            raise _Retryable(f"{where} {silent}", stalled=True, hint=hints.SILENT) from exc
         if isinstance(exc, sdk.APIConnectionError):
-            raise _Retryable(f"cannot connect to {where}: {exc.__cause__ or exc}") from exc
+            why = hints.connect_reason(exc)
+            raise _Retryable(f"cannot connect to {where} ({why})", hint=hints.UNREACHABLE) from exc
         if isinstance(exc, sdk.APIError):
-            raise _Retryable(f"bad response from {where}: {exc}") from exc
+            hint = hints.endpoint(self.profile)
+            raise _Retryable(f"bad response from {where}: {exc}", hint=hint) from exc
         if _is_transport_error(exc):
-            raise _Retryable(f"connection to {where} failed mid-response: {exc}") from exc
+            raise _Retryable(
+                f"connection to {where} failed mid-response: {exc}", hint=hints.DROPPED
+            ) from exc
 
 
 def _error_type(exc: Any) -> str:

@@ -10,6 +10,7 @@ A turn is a dict:
      "usage": {...}, "delay": 0.0, "chunk_delay": 0.0, "pieces": 3,
      "fault": {"status": 429, "retry_after": 1, "message": "..."},
      "cut": "reasoning" | "content" | "tool_args", "empty": true, "reset_prefix": true}
+In-process only: "gate": a threading.Event the turn waits on ("gate_after": N frames first).
 Anthropic only: "redacted": [data, ...], "signature": "...", "stream_error": {type, message}.
 """
 
@@ -41,8 +42,11 @@ def turn(
     Extras: delay (s before answering), chunk_delay, pieces, cut (reasoning | content |
     tool_args: drop the connection there), empty, fault ({status, retry_after, message}),
     stall_after (chunks sent before going silent; stall_for: for how long), endless (content
-    until the client hangs up), same_id (every call in the reply gets this id), usage. Anthropic
-    only: redacted (redacted_thinking data strings), signature, stream_error ({type, message})."""
+    until the client hangs up), same_id (every call in the reply gets this id), usage, gate (a
+    threading.Event: the server holds the answer until the test sets it, so a test waits for
+    what the client shows meanwhile, not for time; gate_after: frames sent before holding).
+    Anthropic only: redacted (redacted_thinking data strings), signature, stream_error
+    ({type, message})."""
     data: dict[str, Any] = dict(extra)
     if thinking is not None:
         data["thinking"] = thinking
@@ -252,6 +256,8 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 self._json(500, _error(protocol, 500, {"message": message}))
                 return
             time.sleep(float(script_turn.get("delay", 0)))
+            if script_turn.get("gate_after") is None:
+                _hold(server, script_turn)
             fault = script_turn.get("fault")
             if fault:
                 headers = {}
@@ -309,6 +315,7 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             delay = float(script_turn.get("chunk_delay", 0))
             stall_after = script_turn.get("stall_after")
+            gate_after = script_turn.get("gate_after")
 
             def write(data: bytes) -> None:
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
@@ -318,6 +325,8 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
                 for number, frame in enumerate(frames):
                     if frame is None or server.stopped.is_set():
                         return
+                    if gate_after is not None and number == int(gate_after):
+                        _hold(server, script_turn)
                     if stall_after is not None and number == int(stall_after):
                         # Keep the connection open and send nothing, as a hung server does.
                         server.stopped.wait(float(script_turn.get("stall_for", 3600)))
@@ -337,6 +346,15 @@ def _handler_for(server: ScriptedServer) -> type[BaseHTTPRequestHandler]:
 
 
 _CREATED = "2026-01-01T00:00:00Z"
+
+
+def _hold(server: ScriptedServer, script_turn: dict[str, Any]) -> None:
+    """Wait for the turn's gate to open (or the server to stop)."""
+    gate = script_turn.get("gate")
+    if gate is None:
+        return
+    while not gate.wait(0.05) and not server.stopped.is_set():
+        pass
 
 
 def _error(protocol: str, status: int, fault: dict[str, Any]) -> dict[str, Any]:

@@ -307,7 +307,26 @@ def writer_for(output_format: str, ci_out: Path | None = None) -> Any:
             writer = output.TextWriter(sys.stdout, progress)
         if progress is not None:
             return writer
-    return output.RetryNotices(writer, sys.stderr)
+    from qwen_agent_cli.ui.waits import WaitNotices
+
+    return WaitNotices(output.RetryNotices(writer, sys.stderr), sys.stderr, wait_notice_after())
+
+
+def wait_notice_after() -> float:
+    """Seconds a wait lasts before it is said on stderr off a terminal: `QAC_WAIT_NOTICE_S`, a
+    testing and advanced knob, else the default."""
+    from qwen_agent_cli.ui.waits import WAIT_NOTICE_S
+
+    raw = os.environ.get("QAC_WAIT_NOTICE_S")
+    if raw is None:
+        return WAIT_NOTICE_S
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds < float("inf"):
+        raise ConfigError(f"QAC_WAIT_NOTICE_S must be a number of seconds above 0, got {raw!r}")
+    return seconds
 
 
 def finish(result: Result | None) -> None:
@@ -350,10 +369,15 @@ def show(text: str = "") -> None:
 def drive(
     events: Generator[Event, None, None], output_format: str, ci_out: Path | None = None
 ) -> Result | None:
-    """Write the run's events in the chosen format; returns its Result."""
-    from qwen_agent_cli.ui.output import relay
+    """Write the run's events in the chosen format; returns its Result. The writer is closed
+    however the run ends, so no spinner line or wait notice outlives it."""
+    from qwen_agent_cli.ui.output import close_writer, relay
 
-    return relay(events, writer_for(output_format, ci_out).write)
+    writer = writer_for(output_format, ci_out)
+    try:
+        return relay(events, writer.write)
+    finally:
+        close_writer(writer)
 
 
 def _read_stdin() -> str:

@@ -18,6 +18,14 @@ class Writer(Protocol):
     def write(self, event: Event) -> None: ...
 
 
+def close_writer(writer: Writer | None) -> None:
+    """Settle a writer however the run ended (a renderer's spinner line erased, a wait notice's
+    timer stopped); one with nothing to settle has no `close`."""
+    close = getattr(writer, "close", None)
+    if callable(close):
+        close()
+
+
 def relay(events: Generator[Event, None, None], write: Callable[[Event], None]) -> Result | None:
     """Write each event as it comes; returns the run's Result. A Ctrl-C that lands while an event
     is being written, not while the agent runs, is thrown into the agent at the point it
@@ -154,6 +162,9 @@ class CiTextWriter:
             self.out.write(visible("\n".join(lines)) + "\n")
             self.out.flush()
 
+    def close(self) -> None:
+        close_writer(self.progress)
+
 
 class TextWriter:
     """The final answer on stdout; progress goes to an optional renderer (a terminal's stderr)."""
@@ -170,6 +181,9 @@ class TextWriter:
         if isinstance(event, Result) and event.result and not shown and not failed:
             self.out.write(visible(event.result.rstrip("\n")) + "\n")
             self.out.flush()
+
+    def close(self) -> None:
+        close_writer(self.progress)
 
 
 class RetryNotices:

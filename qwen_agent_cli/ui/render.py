@@ -1,11 +1,14 @@
 """Rich rendering of loop events for a person: thinking streamed dim and folded to one line when
 the answer starts, tool calls as one line each, edits as colored diffs, the answer as Markdown,
-and a status line. Events in, terminal out; nothing else."""
+a spinner line with the elapsed time while qac waits (ui/spinner.py), and a status line. Events
+in, terminal out; nothing else."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Callable, Iterator
 
 from rich.console import Console, Group, RenderableType
 from rich.live import Live
@@ -20,6 +23,7 @@ from qwen_agent_cli.events import (
     Event,
     HookEvent,
     PlanEvent,
+    RequestEvent,
     Result,
     Session,
     Text,
@@ -28,6 +32,7 @@ from qwen_agent_cli.events import (
     ToolResultEvent,
     UsageEvent,
 )
+from qwen_agent_cli.ui.spinner import Spinner, Wait, WaitLine
 from qwen_agent_cli.ui.visible import visible
 
 ARG_PREVIEW = 70
@@ -91,10 +96,18 @@ class Renderer:
     """Writes events to a Rich console as they arrive. `live` animates thinking and Markdown in
     place (a real terminal); without it everything is printed once, in order."""
 
-    def __init__(self, console: Console, *, thinking: str = "show", live: bool | None = None):
+    def __init__(
+        self,
+        console: Console,
+        *,
+        thinking: str = "show",
+        live: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
         self.console = console
         self.thinking = thinking
         self.live_enabled = console.is_terminal if live is None else live
+        self.clock = clock
         self.model = ""
         self.hint = ""
         """Told after a folded thinking block (the REPL says how to unfold it)."""
@@ -102,6 +115,11 @@ class Renderer:
         self._buffer: list[str] = []
         self._started = 0.0
         self._live: Live | None = None
+        self._spinner = Spinner(console, clock)
+        self._wait: Wait | None = None
+        """What the spinner line says qac waits for (drawn only on a terminal)."""
+        self._thought = Wait("thinking", 0.0)
+        self._paused = False
 
     @classmethod
     def to_stdout(cls, thinking: str = "show") -> Renderer:
@@ -141,7 +159,7 @@ class Renderer:
                 )
                 if result.diff:
                     self.console.print(diff_renderable(result.diff))
-            case UsageEvent():
+            case UsageEvent() | RequestEvent():
                 pass
             case PlanEvent(steps=steps):
                 self.end_block()
@@ -171,11 +189,53 @@ class Renderer:
                     RichText(visible(status_line(result, self.model)), style="dim"),
                     highlight=False,
                 )
+        self._waiting(event)
+
+    def _waiting(self, event: Event) -> None:
+        """Set what qac now waits for, after the event: the model after a request (or a retry),
+        the model's unshown thinking, a tool after its call. Anything else ends the wait."""
+        wait: Wait | None = None
+        match event:
+            case RequestEvent() | ErrorEvent(retrying=True, notice=False):
+                wait = Wait("waiting for the model", self.clock())
+            case ToolCallEvent(name=name):
+                wait = Wait(f"running {visible(name)}", self.clock())
+            case Thinking() if self.thinking == "hide":
+                wait = self._thought
+        if wait is not self._wait:
+            self._spinner.hide()
+        self._wait = wait
+        self._draw_wait()
+
+    def _draw_wait(self) -> None:
+        if self._wait is not None and self.live_enabled and self._live is None and not self._paused:
+            self._spinner.show(self._wait)
+
+    @contextlib.contextmanager
+    def paused(self) -> Iterator[None]:
+        """Nothing of ours drawn while a person answers a question; a wait goes on after it,
+        its clock restarted (a tool runs once it is approved)."""
+        self._spinner.hide()
+        self._paused = True
+        try:
+            yield
+        finally:
+            self._paused = False
+            if self._wait is not None:
+                self._wait.since = self.clock()
+            self._draw_wait()
+
+    def close(self) -> None:
+        """Settle the display for good: the last block closed, the spinner line erased."""
+        self._wait = None
+        self.end_block()
 
     def _stream(self, block: str, text: str) -> None:
         if self._block != block:
             self.end_block()
-            self._block, self._buffer, self._started = block, [], time.monotonic()
+            self._block, self._buffer, self._started = block, [], self.clock()
+            # Thinking time counts from the first thinking token, not from the request.
+            self._thought = Wait("thinking", self._started)
             if block == "thinking" and self.thinking == "full":
                 self.console.print("thinking", style="dim italic")
             elif self.live_enabled and not (block == "thinking" and self.thinking == "hide"):
@@ -188,6 +248,8 @@ class Renderer:
                 )
                 self._live.start()
         self._buffer.append(text)
+        if block == "thinking":
+            self._thought.chars += len(text)
         if block == "thinking" and self.thinking == "full":
             self.console.print(RichText(text, style="dim"), end="", highlight=False)
         elif self._live is not None:
@@ -198,10 +260,13 @@ class Renderer:
         if self._block == "text":
             return Markdown(text, hyperlinks=False)
         tail = "\n".join(text.rstrip("\n").splitlines()[-THINKING_TAIL:])
-        return Group(RichText("thinking", style="dim italic"), RichText(tail, style="dim"))
+        header = WaitLine(self._thought, self.clock, spinner=False)
+        return Group(header, RichText(tail, style="dim"))
 
     def end_block(self) -> None:
-        """Close the streaming block: fold thinking to one line, settle the answer."""
+        """Close the streaming block: fold thinking to one line, settle the answer. The spinner
+        line goes first: this runs before anything is printed."""
+        self._spinner.hide()
         if not self._block:
             return
         text = "".join(self._buffer)
@@ -215,7 +280,7 @@ class Renderer:
             else:
                 lines = len(text.strip().splitlines())
                 hint = f"; {self.hint}" if self.hint else ""
-                seconds = time.monotonic() - self._started
+                seconds = self.clock() - self._started
                 folded = (
                     f"▸ thought for {seconds:.1f}s ({lines} lines{hint})"
                     if self.live_enabled

@@ -107,7 +107,7 @@ class TerminalApprover:
         key = f"{request.tool}:{scope}" if scope else request.tool
         if key in self.always:
             return Decision(True)
-        with self.watcher.suspended():
+        with self.watcher.suspended(), self.renderer.paused():
             return self._ask(request, key)
 
     def _ask(self, request: ApprovalRequest, key: str) -> Decision:
