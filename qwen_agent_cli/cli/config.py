@@ -10,11 +10,13 @@ from typing import Annotated
 import typer
 
 from qwen_agent_cli.cli.app import (
-    DirOpt,
     app,
     config_app,
     settings_for,
     show,
+)
+from qwen_agent_cli.cli.options import (
+    DirOpt,
 )
 from qwen_agent_cli.config import PROJECT_CONFIG, settings_as_toml_dict
 from qwen_agent_cli.errors import ConfigError

@@ -8,6 +8,13 @@ from typing import Annotated
 import typer
 
 from qwen_agent_cli.cli.app import (
+    app,
+    error,
+    setting_flags,
+    settings_for,
+    show,
+)
+from qwen_agent_cli.cli.options import (
     BaseUrlOpt,
     DirOpt,
     KeyEnvOpt,
@@ -16,11 +23,6 @@ from qwen_agent_cli.cli.app import (
     SandboxOpt,
     StoreOpt,
     TestCmdOpt,
-    app,
-    error,
-    setting_flags,
-    settings_for,
-    show,
 )
 
 

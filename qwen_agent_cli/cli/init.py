@@ -12,6 +12,15 @@ import typer
 
 from qwen_agent_cli.approval import Approver
 from qwen_agent_cli.cli.app import (
+    app,
+    drive,
+    error,
+    finish,
+    open_store,
+    setting_flags,
+    settings_for,
+)
+from qwen_agent_cli.cli.options import (
     BaseUrlOpt,
     DirOpt,
     KeyEnvOpt,
@@ -23,13 +32,6 @@ from qwen_agent_cli.cli.app import (
     StoreOpt,
     ThinkingOpt,
     TimeoutOpt,
-    app,
-    drive,
-    error,
-    finish,
-    open_store,
-    setting_flags,
-    settings_for,
 )
 from qwen_agent_cli.errors import ConfigError
 from qwen_agent_cli.types import Status

@@ -10,7 +10,15 @@ from typing import Annotated, Any
 
 import typer
 
-from qwen_agent_cli.cli.app import DirOpt, app, error, settings_for, show
+from qwen_agent_cli.cli.app import (
+    app,
+    error,
+    settings_for,
+    show,
+)
+from qwen_agent_cli.cli.options import (
+    DirOpt,
+)
 from qwen_agent_cli.errors import ConfigError
 
 mcp_app = typer.Typer(help="List, add and remove MCP servers.", no_args_is_help=True)

@@ -12,6 +12,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from qwen_agent_cli.cli.app import (
+    app,
+    drive,
+    error,
+    finish,
+    open_store,
+    read_prompt,
+    resumed_settings,
+    setting_flags,
+    settings_for,
+    warned_untrusted,
+)
+from qwen_agent_cli.cli.options import (
     ApprovalOpt,
     BaseUrlOpt,
     CompactAtOpt,
@@ -32,16 +44,6 @@ from qwen_agent_cli.cli.app import (
     ThinkingBudgetOpt,
     ThinkingOpt,
     TimeoutOpt,
-    app,
-    drive,
-    error,
-    finish,
-    open_store,
-    read_prompt,
-    resumed_settings,
-    setting_flags,
-    settings_for,
-    warned_untrusted,
 )
 from qwen_agent_cli.config import PROJECT_CONFIG, Settings
 from qwen_agent_cli.errors import ConfigError

@@ -10,11 +10,13 @@ from typing import Annotated, Any
 import typer
 
 from qwen_agent_cli.cli.app import (
-    StoreOpt,
     open_store,
     sessions_app,
     settings_for,
     show,
+)
+from qwen_agent_cli.cli.options import (
+    StoreOpt,
 )
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import ConfigError

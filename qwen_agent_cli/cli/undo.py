@@ -10,13 +10,15 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from qwen_agent_cli.cli.app import (
-    DirOpt,
-    FormatOpt,
-    StoreOpt,
     app,
     open_store,
     settings_for,
     show,
+)
+from qwen_agent_cli.cli.options import (
+    DirOpt,
+    FormatOpt,
+    StoreOpt,
 )
 from qwen_agent_cli.errors import StoreError
 
