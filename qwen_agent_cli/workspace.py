@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import secrets
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qwen_agent_cli.atomic import write_text_atomically
 from qwen_agent_cli.errors import ConfigError, ToolError
 from qwen_agent_cli.guard import PROTECTED_DIRS, covered, real_path
 from qwen_agent_cli.text import unescape_bytes
@@ -101,17 +101,7 @@ class Workspace:
         which enforces the guard and read-only mode."""
         path.parent.mkdir(parents=True, exist_ok=True)
         mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".qac"
-        )
-        try:
-            os.fchmod(handle, mode)
-            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-                out.write(text)
-            Path(temporary).replace(path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_text_atomically(path, text, mode)
 
     def contains(self, path: Path) -> bool:
         """Whether a path, symlinks followed, lies inside the workspace and is no secret: what

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from qwen_agent_cli.atomic import write_text_atomically
 from qwen_agent_cli.cli.app import (
     open_store,
     sessions_app,
@@ -120,8 +121,6 @@ def _write_html(
 ) -> None:
     """The page, written whole or not at all: a new private file beside the target, renamed
     over it, so a reader never sees half a page and an interrupted write leaves the old one."""
-    import os
-    import tempfile
 
     from qwen_agent_cli.session_html import render_session
 
@@ -131,16 +130,7 @@ def _write_html(
         return
     path = Path(target)
     try:
-        handle, temporary = tempfile.mkstemp(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp"
-        )
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8", newline="") as out:
-                out.write(page)
-            Path(temporary).replace(path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        write_text_atomically(path, page)
     except OSError as exc:
         raise ConfigError(f"cannot write {target}: {exc.strerror or exc}") from None
     show(f"wrote {target}")
