@@ -144,13 +144,14 @@ def test_the_picker_lists_this_repositorys_sessions_and_resumes_the_chosen_one(
     child.expect_exact("Resume which session")
     child.expect_exact("NEWER-TASK")
     child.expect_exact("OLDER-TASK")
-    child.expect_exact("1 turn")
+    assert "1 turn " in child.before
     child.send("\x1b[B")  # down: the older one
     child.send("\r")
     child.expect_exact(PROMPT)
     child.send("continue please")
     child.send("\r")
     child.expect_exact("RESUMED-OK")
+    child.expect_exact(PROMPT)
     child.sendcontrol("d")
     child.expect(pexpect.EOF)
 
