@@ -11,10 +11,11 @@ import typer
 
 from qwen_agent_cli import __version__, signals
 from qwen_agent_cli.cli import config, doctor, init, mcp, run, sessions
+from qwen_agent_cli.cli import eval as eval_command
 from qwen_agent_cli.cli.app import SUBCOMMANDS, VALUE_OPTIONS, app, error, warned_untrusted
 from qwen_agent_cli.errors import QacError
 
-COMMAND_MODULES = (config, doctor, init, mcp, run, sessions)
+COMMAND_MODULES = (config, doctor, eval_command, init, mcp, run, sessions)
 
 
 def main(argv: list[str] | None = None) -> None:

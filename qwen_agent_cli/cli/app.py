@@ -38,7 +38,7 @@ EXIT_BY_STATUS = {
 }
 
 SUBCOMMANDS = frozenset(
-    {"run", "ci", "sessions", "config", "doctor", "demo", "repl", "trust", "mcp", "init"}
+    {"run", "ci", "sessions", "config", "doctor", "demo", "repl", "trust", "mcp", "init", "eval"}
 )
 VALUE_OPTIONS = frozenset(
     {
