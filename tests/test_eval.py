@@ -130,7 +130,8 @@ def test_two_shards_merged_report_what_one_run_reports(demo_run, tmp_path: Path)
     )
     assert (first.code, second.code) == (0, 0), first.stderr + second.stderr
     parts = [results(tmp_path / "s0"), results(tmp_path / "s1")]
-    assert parts[0] and parts[1]
+    assert parts[0]
+    assert parts[1]
     assert not untimed(parts[0]).keys() & untimed(parts[1]).keys()
     merged = run_eval(
         "merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "m"), home=home
