@@ -26,23 +26,40 @@ def wait_for_lines(path: Path, count: int, proc: subprocess.Popen[str]) -> None:
     raise AssertionError(f"{path} never held {count} lines")
 
 
+def start(args: list[str], home: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "qwen_agent_cli", *args],
+        env=eval_env(home),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def test_a_killed_evaluation_resumes_without_rerunning_or_double_counting(tmp_path: Path):
     out = tmp_path / "out"
     args = ["eval", "--demo", "--only", ONLY, "--out", str(out), "--workers", "1"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "qwen_agent_cli", *args],
-        env=eval_env(tmp_path / "home"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
+    proc = start(args, tmp_path / "home")
     try:
-        wait_for_lines(out / "results.jsonl", 2, proc)
+        wait_for_lines(out / "results.jsonl", 1, proc)
+        os.kill(proc.pid, signal.SIGTERM)  # as a CI runner cancelling the job does
+    finally:
+        _, stderr = proc.communicate()
+    assert proc.returncode == 143, stderr
+    assert "terminated (SIGTERM); " in stderr
+    first = results(out)
+    assert len(first) < 6
+    assert (out / "report.md").exists()
+
+    proc = start(args, tmp_path / "home")
+    try:
+        wait_for_lines(out / "results.jsonl", len(first) + 1, proc)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
-        proc.wait()
+        proc.communicate()
     before = results(out)
-    assert 2 <= len(before) < 6
+    assert before[: len(first)] == first
+    assert len(first) < len(before) < 6
     scratch = Path((out / ".work").read_text().strip())
     # A write the kill tore in half: no newline, not JSON.
     with (out / "results.jsonl").open("a") as handle:

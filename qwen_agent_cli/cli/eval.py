@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from qwen_agent_cli import jsonl
+from qwen_agent_cli import jsonl, signals
 from qwen_agent_cli.cli.app import (
     ApprovalOpt,
     BaseUrlOpt,
@@ -150,7 +150,11 @@ def eval_(
     chosen = frozenset(t.strip() for t in only.split(",") if t.strip()) if only else None
     settings = settings_for(None, sandbox=sandbox, provider=provider)
     env = dict(os.environ)
-    scratch = Path(tempfile.mkdtemp(prefix="qac-eval-demo-")) if demo else None
+    # Inside the output folder, so a killed demo's repositories go with the next run.
+    scratch = out_dir / ".demo" if demo else None
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True)
     try:
         if scratch is not None:
             from qwen_agent_cli.evaluation.demo import prepare
@@ -219,6 +223,7 @@ def _run(
         model=model,
     )
     log = results.ResultLog(out_dir).open()
+    interrupted = False
     workroot = Path(tempfile.mkdtemp(prefix="qac-eval-"))
     progress = progress_for(sys.stderr, workers, terminal=sys.stderr.isatty())
     try:
@@ -232,13 +237,14 @@ def _run(
             error(f"stopped: {exc} (finished runs are kept in {out_dir})")
             return exc.exit_code
         except KeyboardInterrupt:
+            interrupted = True
             _stop(progress)
             _write(out_dir, log, meta, arms, write_reports)
             error(
-                f"interrupted; {len(log.records)} finished runs are kept "
+                f"{signals.describe()}; {len(log.records)} finished runs are kept "
                 "(re-run the same command to go on)"
             )
-            raise
+            return signals.exit_code()
         _write(out_dir, log, meta, arms, write_reports)
         _say_summary(out_dir, log, meta, write_reports)
         if outcome == "max_cost":
@@ -251,7 +257,8 @@ def _run(
         _stop(progress)
         log.close()
         shutil.rmtree(workroot, ignore_errors=True)
-        (out_dir / WORK_NOTE).unlink(missing_ok=True)
+        if not interrupted:  # jobs still stopping may write there: the next run removes it
+            (out_dir / WORK_NOTE).unlink(missing_ok=True)
 
 
 def _stop(progress: Any) -> None:

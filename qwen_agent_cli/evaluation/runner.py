@@ -117,6 +117,8 @@ def run_pool(plan: Plan, log: ResultLog, workroot: Path, show: Show) -> str:
     sources = Sources(workroot / "mirrors")
     lock = threading.Lock()
     stopped: list[BaseException] = []
+    closed = threading.Event()
+    """Set when the eval is interrupted: no job starts and none is recorded from then on."""
     finished = threading.Event()
     show("start", progress)
 
@@ -126,7 +128,7 @@ def run_pool(plan: Plan, log: ResultLog, workroot: Path, show: Show) -> str:
     def work() -> None:
         while True:
             with lock:
-                if stopped or not pending or over_budget():
+                if stopped or closed.is_set() or not pending or over_budget():
                     return
                 task, arm = pending.popleft()
                 left = None if plan.max_cost is None else plan.max_cost - progress.spend
@@ -139,6 +141,8 @@ def run_pool(plan: Plan, log: ResultLog, workroot: Path, show: Show) -> str:
                     stopped.append(exc)
                 return
             with lock:
+                if closed.is_set():
+                    return
                 log.append(record)
                 append_prediction(plan.out, record)
                 progress.running.remove(f"{task.id} [{arm.name}]")
@@ -164,8 +168,13 @@ def run_pool(plan: Plan, log: ResultLog, workroot: Path, show: Show) -> str:
         # Daemon threads: an interrupted eval exits at once, and each job's process (which
         # dies with its parent) goes with it; finished jobs are already recorded.
         threading.Thread(target=worker, daemon=True).start()
-    while not finished.wait(0.25):
-        pass
+    try:
+        while not finished.wait(0.25):
+            pass
+    except BaseException:
+        with lock:
+            closed.set()
+        raise
     if stopped:
         raise stopped[0]
     show("end", progress)
