@@ -25,6 +25,7 @@ import qwen_agent_cli
 from qwen_agent_cli.assemble import build_executor
 from qwen_agent_cli.ci import run_tests
 from qwen_agent_cli.config import Settings
+from qwen_agent_cli.evaluation.record import error_record, job_record
 from qwen_agent_cli.evaluation.results import Record, ResultLog, append_prediction, job_path
 from qwen_agent_cli.evaluation.shard import ALL, Shard
 from qwen_agent_cli.evaluation.tasks import Arm, Task
@@ -36,9 +37,8 @@ from qwen_agent_cli.evaluation.worktree import (
     clean_checkout,
     remove_worktree,
 )
-from qwen_agent_cli.repository import GitError
-from qwen_agent_cli.sandbox import run_process
-from qwen_agent_cli.tokens import count_tokens
+from qwen_agent_cli.repository import GitError, Repository
+from qwen_agent_cli.sandbox import Executor, run_process
 
 NO_TIMEOUT_JOB_S = 6 * 3600.0
 """The longest a job without --timeout may run before it is killed."""
@@ -199,17 +199,19 @@ def run_job(
         try:
             worktree, start = add_worktree(sources, task, path)
         except JobSetupError as exc:
-            return _error(base, str(exc), started, timings)
+            return error_record(base, str(exc), started, timings)
         executor = build_executor(plan.settings, plan.env, path)
-        timeout = plan.settings.command_timeout
+        flags = [*plan.shared_flags, *task.budgets, *arm.flags]
+        timeout = flag_seconds(flags, "--test-timeout") or plan.settings.command_timeout
         if task.setup_cmd:
             setup = run_tests(executor, task.setup_cmd, path, timeout)
             timings["user_s"] += setup.duration_s
             if not setup.passed:
-                return _error(base, f"setup_cmd failed (exit {setup.exit_code})", started, timings)
+                return error_record(
+                    base, f"setup_cmd failed (exit {setup.exit_code})", started, timings
+                )
         issue = scratch / "issue.md"
         issue.write_text(task.prompt, encoding="utf-8")
-        flags = [*plan.shared_flags, *task.budgets, *arm.flags]
         if cost_left is not None:
             flags += ["--max-cost", f"{max(cost_left, 0.0):.6f}"]
         argv = [sys.executable, "-m", "qwen_agent_cli", "ci", "--test-cmd", task.test_cmd]
@@ -230,9 +232,9 @@ def run_job(
             last = (ran.output.strip().splitlines() or ["no output"])[-1]
             if ran.exit_code in ABORTING_EXITS:
                 raise JobAbort(ran.exit_code, f"{task.id} [{arm.name}]: {last}")
-            return _error(base, f"qac ci exited {ran.exit_code}: {last}", started, timings)
-        verdict = _verify(plan, task, worktree, start, job_dir, executor, timings)
-        return _record(base, relative, report, verdict, job_dir, started, timings)
+            return error_record(base, f"qac ci exited {ran.exit_code}: {last}", started, timings)
+        verdict = _verify(task, worktree, start, job_dir, executor, timeout, timings)
+        return job_record(base, relative, report, verdict, job_dir, started, timings)
     finally:
         remove_worktree(sources, task, path)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -250,18 +252,24 @@ def _job_env(env: Mapping[str, str]) -> dict[str, str]:
     return {**env, "PYTHONPATH": ":".join(paths)}
 
 
-def _job_timeout(flags: list[str]) -> float:
-    """The job's own --timeout (the last given) plus some grace; hours without one."""
-    timeout = None
+def flag_seconds(flags: list[str], name: str) -> float | None:
+    """The last value given for a seconds option among `qac ci` flags, if any."""
+    value = None
     for index, word in enumerate(flags):
-        if word == "--timeout" and index + 1 < len(flags):
-            timeout = flags[index + 1]
-        elif word.startswith("--timeout="):
-            timeout = word.split("=", 1)[1]
+        if word == name and index + 1 < len(flags):
+            value = flags[index + 1]
+        elif word.startswith(f"{name}="):
+            value = word.split("=", 1)[1]
     try:
-        return float(timeout) + JOB_GRACE_S if timeout else NO_TIMEOUT_JOB_S
+        return float(value) if value else None
     except ValueError:
-        return NO_TIMEOUT_JOB_S
+        return None
+
+
+def _job_timeout(flags: list[str]) -> float:
+    """The job's own --timeout plus some grace; hours without one."""
+    timeout = flag_seconds(flags, "--timeout")
+    return timeout + JOB_GRACE_S if timeout else NO_TIMEOUT_JOB_S
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:
@@ -273,12 +281,12 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 
 def _verify(
-    plan: Plan,
     task: Task,
-    worktree: Any,
+    worktree: Repository,
     start: str,
     job_dir: Path,
-    executor: Any,
+    executor: Executor,
+    timeout: float,
     timings: dict[str, float],
 ) -> dict[str, Any]:
     """The verdict: the job's patch (and the hidden test patch) on a clean checkout of its
@@ -303,7 +311,6 @@ def _verify(
         if problem:
             return {"verified": False, "note": f"the test_patch does not apply: {problem}"}
     path = worktree.root
-    timeout = plan.settings.command_timeout
     if task.setup_cmd:
         setup = run_tests(executor, task.setup_cmd, path, timeout)
         timings["user_s"] += setup.duration_s
@@ -314,95 +321,3 @@ def _verify(
     timings["user_s"] += hidden.duration_s
     summary = {"exit_code": hidden.exit_code, "summary": hidden.summary}
     return {"verified": hidden.passed, "hidden": summary}
-
-
-def _record(
-    base: Record,
-    relative: str,
-    report: dict[str, Any],
-    verdict: dict[str, Any],
-    job_dir: Path,
-    started: float,
-    timings: dict[str, float],
-) -> Record:
-    usage = report.get("usage") or {}
-    session = job_dir / "session.jsonl"
-    record: Record = {
-        **base,
-        "status": report.get("status", "error"),
-        "verified": bool(verdict["verified"]),
-        "verdict": "fixed" if verdict["verified"] else "not fixed",
-        "turns": int(report.get("turns") or 0),
-        "prompt_tokens": int(usage.get("prompt_tokens") or 0),
-        "cached_tokens": int(usage.get("cached_tokens") or 0),
-        "completion_tokens": int(usage.get("completion_tokens") or 0),
-        "reasoning_tokens": int(usage.get("reasoning_tokens") or 0),
-        "reasoning_resent_tokens": reasoning_resent(session),
-        "cost_usd": float(report.get("cost_usd") or 0.0),
-        "duration_s": float(report.get("duration_s") or 0.0),
-        "files_changed": list(report.get("files_changed") or []),
-        "session_id": report.get("session_id") or "",
-        "session": f"{relative}/session.jsonl" if session.exists() else "",
-        "patch": f"{relative}/fix.patch" if (job_dir / "fix.patch").exists() else "",
-        "report": f"{relative}/report.json",
-        "hidden": verdict.get("hidden"),
-        "error": verdict.get("note") if not verdict["verified"] else None,
-    }
-    return _timed(record, started, timings)
-
-
-def _error(base: Record, message: str, started: float, timings: dict[str, float]) -> Record:
-    record: Record = {
-        **base,
-        "status": "error",
-        "verified": False,
-        "verdict": "not fixed",
-        "turns": 0,
-        "prompt_tokens": 0,
-        "cached_tokens": 0,
-        "completion_tokens": 0,
-        "reasoning_tokens": 0,
-        "reasoning_resent_tokens": 0,
-        "cost_usd": 0.0,
-        "duration_s": 0.0,
-        "files_changed": [],
-        "session_id": "",
-        "session": "",
-        "patch": "",
-        "report": "",
-        "hidden": None,
-        "error": message,
-    }
-    return _timed(record, started, timings)
-
-
-def _timed(record: Record, started: float, timings: dict[str, float]) -> Record:
-    """The job's wall time, and the eval's own share of it: what is neither the `qac ci`
-    process nor the task's own commands (setup, hidden tests)."""
-    wall = time.monotonic() - started
-    record["wall_s"] = round(wall, 3)
-    record["overhead_s"] = round(max(wall - timings["ci_s"] - timings["user_s"], 0.0), 3)
-    return record
-
-
-def reasoning_resent(session: Path) -> int:
-    """Tokens of earlier reasoning sent back in later requests: each reply's reasoning once
-    per request after it, when the session preserved thinking (0 otherwise)."""
-    try:
-        lines = session.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return 0
-    reasoning: list[int] = []
-    preserved = False
-    for line in lines:
-        with contextlib.suppress(json.JSONDecodeError, AttributeError, TypeError):
-            data = json.loads(line)
-            if data.get("type") == "session":
-                preserved = bool(data["session"].get("settings", {}).get("preserve_thinking"))
-            message = data.get("message") or {}
-            if data.get("type") == "message" and message.get("role") == "assistant":
-                reasoning.append(count_tokens(message.get("reasoning") or ""))
-    if not preserved:
-        return 0
-    replies = len(reasoning)
-    return sum(tokens * (replies - 1 - index) for index, tokens in enumerate(reasoning))
