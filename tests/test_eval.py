@@ -204,3 +204,73 @@ def test_own_task_file_one_arm_hidden_tests_reject_a_visible_pass(
     assert "calc &lt;1&gt;" in html
     assert "calc <1>" not in html
     assert record["patch"].startswith("jobs/one/calc__1_-")
+
+
+def test_a_swe_bench_instance_runs_with_its_tests_shown_and_scored_apart(
+    qac, model_server: ScriptedServer, tmp_path: Path
+):
+    """SWE-bench's format: the test patch is committed before the run (the model reads the new
+    test), the prediction leaves it out, and FAIL_TO_PASS plus PASS_TO_PASS give the verdict."""
+    from qwen_agent_cli.evaluation.demo import new_file_patch
+    from qwen_agent_cli.repository import init_repository
+
+    checkout = tmp_path / "repos" / "acme__calc"
+    checkout.mkdir(parents=True)
+    (checkout / "calc.py").write_text(
+        "def average(values):\n    return sum(values) // len(values)\n"
+    )
+    (checkout / "test_other.py").write_text(
+        "import unittest\nfrom calc import average\n\n\nclass O(unittest.TestCase):\n"
+        "    def test_one(self):\n        self.assertEqual(average([3]), 3)\n"
+    )
+    base = init_repository(checkout, "init").git("rev-parse", "HEAD").strip()
+    test = "import unittest\nfrom calc import average\n\n\nclass T(unittest.TestCase):\n"
+    test += "    def test_avg(self):\n        self.assertEqual(average([1, 2]), 1.5)\n"
+    instance = {
+        "instance_id": "acme__calc-1",
+        "repo": "acme/calc",
+        "base_commit": base,
+        "problem_statement": "average floors",
+        "FAIL_TO_PASS": json.dumps(["test_calc"]),
+        "PASS_TO_PASS": json.dumps(["test_other"]),
+        "test_patch": new_file_patch({"test_calc.py": test}),
+    }
+    tasks = tmp_path / "swe.jsonl"
+    tasks.write_text(json.dumps(instance) + "\n")
+    model_server.script(
+        turn(thinking="Read the new test.", tool_call=("read_file", {"path": "test_calc.py"})),
+        turn(
+            thinking="Floor.", tool_call=("edit_file", {"path": "calc.py", "old": "//", "new": "/"})
+        ),
+        turn(thinking="Done.", text="Fixed."),
+    )
+    out = tmp_path / "out"
+    outcome = qac(
+        "eval",
+        str(tasks),
+        "--repos-dir",
+        str(tmp_path / "repos"),
+        "--arm",
+        "a=",
+        "--test-cmd-template",
+        "python3 -m unittest -q {tests}",
+        "--out",
+        str(out),
+        *server_args(model_server),
+    )
+    assert outcome.code == 0, outcome.stderr
+    [record] = results(out)
+    assert (record["status"], record["verified"], record["files_changed"]) == (
+        "fixed",
+        True,
+        ["calc.py"],
+    )
+    assert record["hidden"]["summary"] == "2 passed"
+    [prediction] = [json.loads(x) for x in (out / "predictions-a.jsonl").read_text().splitlines()]
+    assert prediction["instance_id"] == "acme__calc-1"
+    assert "test_calc.py" not in prediction["model_patch"]
+    assert "+    return sum(values) / len(values)" in prediction["model_patch"]
+    worktrees = subprocess.run(
+        ["git", "worktree", "list"], cwd=checkout, capture_output=True, text=True, check=True
+    )
+    assert len(worktrees.stdout.splitlines()) == 1  # the job's worktree is gone
