@@ -229,7 +229,7 @@ def run_job(
             timings["ci_s"] = time.monotonic() - ci_started
         report = _read_json(job_dir / "report.json")
         if report is None:
-            last = (ran.output.strip().splitlines() or ["no output"])[-1]
+            last = (ran.output.strip().splitlines() or ["no output"])[-1].removeprefix("qac: ")
             if ran.exit_code in ABORTING_EXITS:
                 raise JobAbort(ran.exit_code, f"{task.id} [{arm.name}]: {last}")
             return error_record(base, f"qac ci exited {ran.exit_code}: {last}", started, timings)
