@@ -13,6 +13,7 @@ import typer
 
 from qwen_agent_cli import __version__, signals
 from qwen_agent_cli.cli import config, doctor, init, mcp, run, sessions, undo
+from qwen_agent_cli.cli import eval as eval_command
 from qwen_agent_cli.cli.app import (
     PICK,
     SUBCOMMANDS,
@@ -24,7 +25,7 @@ from qwen_agent_cli.cli.app import (
 from qwen_agent_cli.errors import QacError
 from qwen_agent_cli.events import ErrorEvent
 
-COMMAND_MODULES = (config, doctor, init, mcp, run, sessions, undo)
+COMMAND_MODULES = (config, doctor, eval_command, init, mcp, run, sessions, undo)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -52,6 +52,7 @@ SUBCOMMANDS = frozenset(
         "mcp",
         "init",
         "undo",
+        "eval",
     }
 )
 PICK = "?"

@@ -1,0 +1,151 @@
+"""Git around one job: where a task's repository comes from (a local checkout, or a mirror
+fetched once per URL), a fresh detached worktree of its commit, a clean checkout with a patch
+applied for the verdict, and the worktree's removal. Every call goes through `Repository`,
+so nothing the repository configures runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import shutil
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from qwen_agent_cli.evaluation.tasks import Task
+from qwen_agent_cli.repository import GitError, Repository
+
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "qac",
+    "GIT_AUTHOR_EMAIL": "qac@localhost",
+    "GIT_COMMITTER_NAME": "qac",
+    "GIT_COMMITTER_EMAIL": "qac@localhost",
+}
+FETCH_ALLOWED = ("-c", "protocol.allow=always")
+"""qac's git calls allow no transport; fetching a task's URL is the one place that needs one."""
+
+
+class JobSetupError(Exception):
+    """The job's worktree could not be made; the job is recorded as an error."""
+
+
+@dataclass
+class Sources:
+    """The repositories tasks come from, each with a lock: git's worktree bookkeeping in one
+    repository is not safe to change from two threads at once."""
+
+    mirrors: Path
+    _locks: dict[str, threading.Lock] = field(default_factory=dict)
+    _guard: threading.Lock = field(default_factory=threading.Lock)
+
+    def lock(self, repo: str) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(repo, threading.Lock())
+
+    def repository(self, task: Task) -> Repository:
+        """The local repository holding the task's commit (a URL is fetched once)."""
+        if not task.is_url:
+            found = Repository.find(Path(task.repo))
+            if found is None:
+                raise JobSetupError(f"{task.repo} is not a git repository")
+            return found
+        with self.lock(task.repo):
+            return self._mirror(task)
+
+    def _mirror(self, task: Task) -> Repository:
+        path = self.mirrors / hashlib.sha256(task.repo.encode()).hexdigest()[:16]
+        mirror = Repository(path.resolve(), (path / ".git").resolve())
+        try:
+            if not (path / ".git").exists():
+                path.mkdir(parents=True, exist_ok=True)
+                mirror.git("init", "-q")
+            if not _has_commit(mirror, task.base_commit):
+                refs = ("+refs/heads/*:refs/remotes/origin/*", "+refs/tags/*:refs/tags/*")
+                mirror.git(*FETCH_ALLOWED, "fetch", "-q", task.repo, *refs)
+            if not _has_commit(mirror, task.base_commit):
+                mirror.git(*FETCH_ALLOWED, "fetch", "-q", task.repo, task.base_commit)
+        except GitError as exc:
+            raise JobSetupError(f"cannot fetch {task.repo}: {exc}") from None
+        return mirror
+
+
+def _has_commit(repository: Repository, commit: str) -> bool:
+    try:
+        repository.git("rev-parse", "-q", "--verify", f"{commit}^{{commit}}")
+    except GitError:
+        return False
+    return True
+
+
+def add_worktree(sources: Sources, task: Task, path: Path) -> tuple[Repository, str]:
+    """A detached worktree of the task's commit at path; returns it and the commit the job
+    starts from (the task's, or one on top holding a visible test patch)."""
+    source = sources.repository(task)
+    with sources.lock(task.repo):
+        try:
+            commit = source.git("rev-parse", "-q", "--verify", f"{task.base_commit}^{{commit}}")
+            source.git("worktree", "add", "-q", "--detach", "--force", str(path), commit.strip())
+        except GitError as exc:
+            raise JobSetupError(
+                f"cannot check out {task.base_commit} of {task.repo}: {exc}"
+            ) from None
+    worktree = Repository.find(path)
+    if worktree is None or worktree.root != path.resolve():
+        raise JobSetupError(f"git made no worktree at {path}")
+    start = commit.strip()
+    if task.tests_visible and task.test_patch:
+        start = _commit_patch(worktree, task.test_patch, path.parent / "test.patch")
+    return worktree, start
+
+
+def _commit_patch(worktree: Repository, patch: str, scratch: Path) -> str:
+    """Apply the test patch and commit it (plumbing only), so the job's patch leaves it out."""
+    scratch.write_text(patch, encoding="utf-8", errors="surrogateescape")
+    try:
+        worktree.git("apply", "--index", "--binary", str(scratch))
+        tree = worktree.git("write-tree").strip()
+        head = worktree.git("rev-parse", "HEAD").strip()
+        commit = worktree.git(
+            "commit-tree", tree, "-p", head, "-m", "qac eval: test patch", env=IDENTITY
+        ).strip()
+        worktree.git("update-ref", "--no-deref", "HEAD", commit)
+    except GitError as exc:
+        raise JobSetupError(f"the task's test_patch does not apply: {exc}") from None
+    return commit
+
+
+def clean_checkout(worktree: Repository, commit: str) -> None:
+    """Back to exactly `commit`: every change, new file and ignored file the run left removed."""
+    worktree.git("reset", "-q", "--hard", commit)
+    worktree.git("clean", "-q", "-ffdx")
+
+
+def apply_patch(worktree: Repository, patch: Path) -> str | None:
+    """Apply a patch file; returns git's complaint when it does not apply."""
+    if patch.stat().st_size == 0:
+        return None
+    try:
+        worktree.git("apply", "--binary", "--whitespace=nowarn", str(patch))
+    except GitError as exc:
+        return str(exc) or "git apply failed"
+    return None
+
+
+def remove_worktree(sources: Sources, task: Task, path: Path) -> None:
+    """Remove the worktree and git's record of it; a failure leaves files, never an error."""
+    with contextlib.suppress(JobSetupError):
+        source = sources.repository(task)
+        with sources.lock(task.repo), contextlib.suppress(GitError):
+            source.git("worktree", "remove", "--force", "--force", str(path))
+    if path.exists():
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def prune(sources: Sources, tasks: list[Task]) -> None:
+    """Forget worktrees a killed run left behind (their folders are already gone)."""
+    for repo in sorted({t.repo for t in tasks if not t.is_url}):
+        found = Repository.find(Path(repo))
+        if found is not None:
+            with contextlib.suppress(GitError):
+                found.git("worktree", "prune")
