@@ -61,11 +61,6 @@ def system_message(session: SessionInfo) -> str:
     return f"{session.system_prompt}\n\n# Repository context\n\n{session.context}"
 
 
-def tool_name(schema: Mapping[str, Any]) -> str:
-    """A stored tool schema's name, in either shape (`{"function": {"name"}}` or flat)."""
-    return str(schema.get("function", schema).get("name", ""))
-
-
 class Agent:
     def __init__(
         self,
@@ -123,7 +118,7 @@ class Agent:
                 resumed=resumed,
                 instructions=list(session.settings.get("instructions", [])),
                 cwd=self.facts.get("cwd", session.workdir),
-                tools=[tool_name(schema) for schema in session.tools],
+                tools=session.tool_names(),
                 sandbox=self.facts.get("sandbox", ""),
                 approval=self.facts.get("approval", ""),
             )

@@ -209,3 +209,8 @@ class SessionInfo:
     status: str = "open"
     created_at: float = 0.0
     updated_at: float = 0.0
+
+    def tool_names(self) -> list[str]:
+        """The offered tools' names, from schemas of either shape (`{"function": {...}}` or
+        flat)."""
+        return [str(tool.get("function", tool).get("name", "")) for tool in self.tools]
