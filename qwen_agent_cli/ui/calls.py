@@ -29,13 +29,14 @@ def as_text(value: Any) -> str:
 
 
 def short_value(value: Any) -> str:
-    """One line: a string quoted (its first line, with how many more), anything else as JSON."""
+    """One line: a string in quotes as it is, not escaped (its first line, and how many more),
+    anything else as JSON. The caller makes it visible."""
     text = as_text(value)
     lines = text.removesuffix("\n").splitlines() or [""]
     first = lines[0]
     if len(first) > SHORT_VALUE:
         first = first[: SHORT_VALUE - 1] + "…"
-    shown = repr(first) if isinstance(value, str) else first
+    shown = f"'{first}'" if isinstance(value, str) else first
     more = len(lines) - 1
     return f"{shown} +{plural(more, 'line')}" if more > 0 else shown
 

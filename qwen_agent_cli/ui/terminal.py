@@ -141,7 +141,8 @@ class TerminalApprover:
 
     def _key_from_line(self, question: str, answers: Mapping[str, str], hint: str) -> str:
         """Where no key reader is given (`qac init` reads lines): the line's first letter."""
-        return self.ask(question, "").strip().lower()[:1]
+        answer = self.ask(question, "").strip().lower()[:1]
+        return ESCAPE if answer == "\x1b" else answer
 
     def _show(self, request: ApprovalRequest) -> None:
         """What the call would do: the command as it will run, the edit's diff, or the
