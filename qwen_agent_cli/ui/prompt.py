@@ -98,7 +98,7 @@ class ReplCompleter(Completer):
                     yield Completion("@" + path, -len(word))
 
 
-def key_bindings(expand: Callable[[], None] | None = None) -> KeyBindings:
+def key_bindings(expand: Callable[[], object] | None = None) -> KeyBindings:
     """Enter sends; Alt+Enter / Esc Enter inserts a newline; Ctrl-C on an empty line is
     reported to the loop (twice exits), otherwise it clears the line; Ctrl-O on an empty line
     prints `expand`'s output (the last tool output) above the prompt."""
@@ -139,7 +139,7 @@ def prompt_session(
     files: Callable[[], list[str]],
     toolbar: Callable[[], str],
     custom: Callable[[], Mapping[str, str]] = dict,
-    expand: Callable[[], None] | None = None,
+    expand: Callable[[], object] | None = None,
     **io: Any,
 ) -> PromptSession[str]:
     return PromptSession(

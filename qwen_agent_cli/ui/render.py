@@ -154,8 +154,7 @@ class Renderer:
             case CompactionEvent(kept_messages=kept, dropped_messages=dropped):
                 self.say(
                     f"context compacted: {plural(dropped, 'earlier message')} summarized, "
-                    f"{kept} kept "
-                    "verbatim (all stay in the store)",
+                    f"{kept} kept verbatim (all stay in the store)",
                     "dim",
                 )
             case ErrorEvent(message=message, retrying=retrying, notice=notice):

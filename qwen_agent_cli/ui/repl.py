@@ -289,7 +289,7 @@ def run_repl(
         lambda: holder["repl"].files(),
         lambda: holder["repl"].toolbar(),
         lambda: holder["repl"].custom_summaries(),
-        lambda: holder["repl"].cmd_last(""),
+        lambda: holder["repl"].slash("/last", ""),  # Ctrl-O; a store error is said, like /last
         **io,
     )
 
