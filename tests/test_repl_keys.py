@@ -31,7 +31,12 @@ def test_approvals_take_one_key_and_show_each_call_once_and_readably(
     model_server: ScriptedServer, repo: Path
 ):
     edit = {"path": "calc.py", "old": "sum(values) // len", "new": "sum(values) / len"}
-    missing = {"path": "calc.py", "old": "not in the file", "new": "first line\nsecond line\n"}
+    filler = "".join(f"filler {n}\n" for n in range(23))
+    missing = {
+        "path": "calc.py",
+        "old": "not in the file",
+        "new": f"first line\nsecond line\n{filler}",
+    }
     model_server.script(
         turn(tool_call=("edit_file", edit)),
         turn(tool_call=("shell", {"command": "echo one\necho two"})),
@@ -71,6 +76,8 @@ def test_approvals_take_one_key_and_show_each_call_once_and_readably(
     child.expect_exact("new:")
     child.expect_exact("    first line")
     child.expect_exact("    second line")
+    child.expect_exact("    filler 17")
+    child.expect_exact("    [… 5 more lines not shown]")  # 25 lines: the first 20 are shown
     child.expect(QUESTION)
     child.send("t")
     child.expect_exact("reason for the model")

@@ -102,11 +102,12 @@ ANSWERS = {
     "n": "no",
     "a": "always",
     "e": "edit",
-    "t": "no, and tell the model why",
+    "t": "no, with a reason",
 }
 """The approval question's keys and what each is called once pressed (`e`: commands only)."""
-QUESTION = "allow? y yes · n no · a always (this session) · e edit · t no + tell why · Esc no: "
-QUESTION_NO_EDIT = "allow? y yes · n no · a always (this session) · t no + tell why · Esc no: "
+QUESTION = "allow? y yes · n no · a always (this session) · e edit · t no, say why: "
+QUESTION_NO_EDIT = "allow? y yes · n no · a always (this session) · t no, say why: "
+"""Under 80 columns; Esc (no) is in the hint a wrong key shows, and in /help."""
 STOPPED = "the user stopped the turn at this question (Ctrl-C); the call was not run"
 
 
