@@ -7,8 +7,9 @@ Imports types and config only; knows nothing of terminals.
 from __future__ import annotations
 
 import fnmatch
-from dataclasses import dataclass
-from typing import Protocol
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from qwen_agent_cli.shell_syntax import parse_command_line
 
@@ -28,6 +29,8 @@ class ApprovalRequest:
     preview: str = ""
     scope: str = ""
     """What an "always" answer covers beyond the tool: the domain of a web_fetch."""
+    arguments: Mapping[str, Any] = field(default_factory=dict)
+    """The call's arguments, for a question that has no command or diff to show."""
 
 
 @dataclass(frozen=True, slots=True)

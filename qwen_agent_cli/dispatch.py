@@ -69,7 +69,9 @@ class Dispatcher:
             summary = f"call it with {json.dumps(args, ensure_ascii=False)[:500]}"
         if not self.registry.ctx.workspace.writable and call.name in ("write_file", "edit_file"):
             return self._invoke(found, call, args)  # refused by the tool; no question
-        request = ApprovalRequest(call.name, summary, command, found.read_only, scope=scope)
+        request = ApprovalRequest(
+            call.name, summary, command, found.read_only, scope=scope, arguments=args
+        )
         if self.policy.needs_asking(request):
             request = replace(request, preview=self.registry.preview(call.name, args))
         decision = decide(self.policy, request, self.approver)

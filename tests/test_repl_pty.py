@@ -68,7 +68,7 @@ def test_a_whole_interactive_session(model_server: ScriptedServer, repo: Path):
     child.sendline("y")
     child.expect("shell wants to run: echo run-tests")
     child.expect("allow\\?")
-    child.sendline("n")
+    child.send("t")
     child.expect("reason for the model")
     child.sendline("skip tests")
     child.expect_exact("ANSWER-ONE")

@@ -54,7 +54,8 @@ def sessions_list(
                 continue
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(info.updated_at))
             show(
-                f"{info.id}  {when}  {info.status:<11} {count:>4} msgs  "
+                f"{info.id}  {when}  {info.status:<11} {count:>4} "
+                f"{'msg ' if count == 1 else 'msgs'}  "
                 f"{info.repository}  {info.title[:50]}"
             )
     finally:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.application import run_in_terminal
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.history import History
@@ -34,6 +35,7 @@ SLASH_COMMANDS = {
     "/cost": "tokens and cost of this session",
     "/context": "tokens by part: system, repository context, messages, reasoning, tool results",
     "/diff": "the changes made to files in this session",
+    "/last": "the last tool output in full (Ctrl-O at the empty prompt shows it too)",
     "/undo": "revert the file changes of the last turn",
     "/compact": "summarize older turns to free context",
     "/plan": "/plan [on|off]: plan mode: read and search only, then a plan to approve",
@@ -96,10 +98,18 @@ class ReplCompleter(Completer):
                     yield Completion("@" + path, -len(word))
 
 
-def key_bindings() -> KeyBindings:
+def key_bindings(expand: Callable[[], object] | None = None) -> KeyBindings:
     """Enter sends; Alt+Enter / Esc Enter inserts a newline; Ctrl-C on an empty line is
-    reported to the loop (twice exits), otherwise it clears the line."""
+    reported to the loop (twice exits), otherwise it clears the line; Ctrl-O on an empty line
+    prints `expand`'s output (the last tool output) above the prompt."""
     bindings = KeyBindings()
+
+    if expand is not None:
+
+        @bindings.add("c-o")
+        def _expand(event: KeyPressEvent) -> None:
+            if not event.current_buffer.text:
+                run_in_terminal(expand)
 
     @bindings.add("enter")
     def _send(event: KeyPressEvent) -> None:
@@ -129,11 +139,12 @@ def prompt_session(
     files: Callable[[], list[str]],
     toolbar: Callable[[], str],
     custom: Callable[[], Mapping[str, str]] = dict,
+    expand: Callable[[], object] | None = None,
     **io: Any,
 ) -> PromptSession[str]:
     return PromptSession(
         multiline=True,
-        key_bindings=key_bindings(),
+        key_bindings=key_bindings(expand),
         completer=ReplCompleter(files, custom),
         complete_while_typing=True,
         history=history,

@@ -32,8 +32,11 @@ from qwen_agent_cli.events import (
     ToolResultEvent,
     UsageEvent,
 )
+from qwen_agent_cli.ui.calls import short_value
+from qwen_agent_cli.ui.consoles import stream_console
 from qwen_agent_cli.ui.spinner import Spinner, Wait, WaitLine
 from qwen_agent_cli.ui.visible import visible
+from qwen_agent_cli.ui.words import plural
 
 ARG_PREVIEW = 70
 THINKING_TAIL = 6
@@ -49,24 +52,18 @@ def describe_call(name: str, arguments: str) -> str:
         return f"{name}({arguments[:ARG_PREVIEW]})"
     if not isinstance(args, dict):
         return f"{name}({arguments[:ARG_PREVIEW]})"
-    shown = []
-    for key, value in args.items():
-        text = repr(value)
-        if len(text) > ARG_PREVIEW:
-            text = text[: ARG_PREVIEW - 1] + "…"
-        shown.append(f"{key}={text}")
-    return f"{name}({', '.join(shown)})"
+    return f"{name}({', '.join(f'{key}={short_value(value)}' for key, value in args.items())})"
 
 
 def summarize_result(event: ToolResultEvent) -> str:
     """One line: the first line of a command's output, or how much was read."""
-    lines = event.output.count("\n") + 1 if event.output else 0
+    lines = len(event.output.splitlines())
     first = event.output.splitlines()[0] if event.output else ""
     if event.name in ("shell", "run_tests") or event.is_error:
-        return f"{first[:100]}" + (f" ({lines} lines)" if lines > 1 else "")
+        return f"{first[:100]}" + (f" ({plural(lines, 'line')})" if lines > 1 else "")
     if event.name in ("write_file", "edit_file"):
         return first[:100]
-    return f"{lines} lines"
+    return plural(lines, "line")
 
 
 def hook_line(event: HookEvent) -> str:
@@ -86,7 +83,7 @@ def status_line(result: Result, model: str = "") -> str:
     share = f", {cached / prompt:.0%} cached" if cached is not None and prompt else ""
     who = f"{model} · " if model else ""
     return (
-        f"{who}{result.status} · {result.turns} turns · {prompt} in / "
+        f"{who}{result.status} · {plural(result.turns, 'turn')} · {prompt} in / "
         f"{usage.get('completion_tokens') or 0} out{share} · ${result.cost_usd:.4f} · "
         f"{result.duration_s:.1f}s · session {result.session_id}"
     )
@@ -120,14 +117,16 @@ class Renderer:
         """What the spinner line says qac waits for (drawn only on a terminal)."""
         self._thought = Wait("thinking", 0.0)
         self._paused = False
+        self.shown_diff = ""
+        """The diff the approval question just showed: the edit's result does not repeat it."""
 
     @classmethod
     def to_stdout(cls, thinking: str = "show") -> Renderer:
-        return cls(Console(highlight=False), thinking=thinking)
+        return cls(stream_console(), thinking=thinking)
 
     @classmethod
     def to_stderr(cls) -> Renderer:
-        return cls(Console(stderr=True, highlight=False))
+        return cls(stream_console(stderr=True))
 
     def say(self, text: str, style: str = "") -> None:
         """A plain note between events (demo narration, REPL messages, command output)."""
@@ -157,8 +156,9 @@ class Renderer:
                     f"  [{style}]⎿ {escape(visible(summarize_result(result)))}[/]",
                     highlight=False,
                 )
-                if result.diff:
+                if result.diff and result.diff != self.shown_diff:
                     self.console.print(diff_renderable(result.diff))
+                self.shown_diff = ""
             case UsageEvent() | RequestEvent():
                 pass
             case PlanEvent(steps=steps):
@@ -171,8 +171,8 @@ class Renderer:
                     self.say(f"  {mark} {step['step']}", style)
             case CompactionEvent(kept_messages=kept, dropped_messages=dropped):
                 self.say(
-                    f"context compacted: {dropped} earlier messages summarized, {kept} kept "
-                    "verbatim (all stay in the store)",
+                    f"context compacted: {plural(dropped, 'earlier message')} summarized, "
+                    f"{kept} kept verbatim (all stay in the store)",
                     "dim",
                 )
             case ErrorEvent(message=message, retrying=retrying, notice=notice):
@@ -282,18 +282,26 @@ class Renderer:
                 hint = f"; {self.hint}" if self.hint else ""
                 seconds = self.clock() - self._started
                 folded = (
-                    f"▸ thought for {seconds:.1f}s ({lines} lines{hint})"
+                    f"▸ thought for {seconds:.1f}s ({plural(lines, 'line')}{hint})"
                     if self.live_enabled
-                    else f"▸ thinking ({lines} lines): {text.strip()}"
+                    else f"▸ thinking ({plural(lines, 'line')}): {text.strip()}"
                 )
                 self.console.print(RichText(folded, style="dim italic"), highlight=False)
         elif not self.live_enabled:
-            self.console.print(Markdown(text, hyperlinks=False))
+            self.markdown(text)
         self._block, self._buffer = "", []
+
+    def markdown(self, text: str) -> None:
+        """Settled Markdown (`text` already made visible); its source where lines must not
+        wrap (a pipe: Markdown would be laid out at the console's width)."""
+        if self.console.soft_wrap:
+            self.console.print(RichText(text.rstrip("\n")), highlight=False)
+        else:
+            self.console.print(Markdown(text, hyperlinks=False))
 
 
 def diff_renderable(diff: str) -> RenderableType:
     lines = visible(diff).splitlines()
     if len(lines) > DIFF_LINES:
-        lines = [*lines[:DIFF_LINES], f"… {len(lines) - DIFF_LINES} more lines"]
+        lines = [*lines[:DIFF_LINES], f"… {plural(len(lines) - DIFF_LINES, 'more line')}"]
     return Syntax("\n".join(lines), "diff", theme="ansi_dark", background_color="default")

@@ -23,11 +23,13 @@ from qwen_agent_cli.assemble import (
 )
 from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import QacError
-from qwen_agent_cli.events import Event, PlanEvent, Result
+from qwen_agent_cli.events import Event, PlanEvent, Result, ToolResultEvent
 from qwen_agent_cli.modelinfo import check_images
 from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.tools.plan import APPROVED, current_plan, plan_prompt
+from qwen_agent_cli.ui.history import interrupted_note, show_history
+from qwen_agent_cli.ui.keys import read_key
 from qwen_agent_cli.ui.output import relay
 from qwen_agent_cli.ui.prompt import (
     CTRL_C,
@@ -56,6 +58,7 @@ class Repl(SlashCommands):
         ask: Callable[[str, str], str],
         resume: str | None = None,
         continue_latest: bool = False,
+        key: Callable[[str, Mapping[str, str], str], str] | None = None,
     ) -> None:
         self.settings = settings
         self.env = env
@@ -65,7 +68,7 @@ class Repl(SlashCommands):
         self.store = store
         self.renderer = renderer
         self.watcher = EscapeWatcher()
-        self.approver = TerminalApprover(renderer, ask, self.watcher)
+        self.approver = TerminalApprover(renderer, ask, self.watcher, key)
         self.built: Assembly | None = None
         self.pending_resume = resume
         self.continue_latest = continue_latest
@@ -114,13 +117,7 @@ class Repl(SlashCommands):
 
     def show_history(self, session_id: str) -> None:
         messages = self.store.messages(session_id)
-        self.renderer.say(f"resumed session {session_id}: {len(messages)} earlier messages", "dim")
-        for message in messages:
-            first = (message.content or "").strip().splitlines()[:1]
-            if message.role == "user" and first:
-                self.renderer.say(f"{PROMPT}{first[0][:100]}", "dim")
-            elif message.role == "assistant" and first and not message.tool_calls:
-                self.renderer.say(f"  ⎿ {first[0][:100]}", "dim")
+        show_history(self.renderer, session_id, messages)
         self.plan = current_plan(messages)
         if self.plan:
             self.renderer.write(PlanEvent(steps=self.plan))
@@ -194,12 +191,15 @@ class Repl(SlashCommands):
             check_images(self.settings)
         if attached or pictured:
             self.renderer.say(f"attached {', '.join([*attached, *pictured])}", "dim")
-        if self.note:
-            message, self.note = f"{self.note}\n\n{message}", ""
+        built = self.agent()
+        notes = [interrupted_note(self.store, built.agent.session.id), self.note]
+        note, self.note = "\n\n".join(n for n in notes if n), ""
+        if note:
+            self.renderer.say(f"for the model: {note}", "dim")
+            message = f"{note}\n\n{message}"
         planning = self.settings.plan_mode
         if planning:
             message = plan_prompt(message)
-        built = self.agent()
         with self.checkpointed(), self.watcher.watching():
             self._drive(built.agent.run(message, images=images))
         if planning and self.last is not None and self.last.status == "done":
@@ -239,6 +239,9 @@ class Repl(SlashCommands):
             if isinstance(event, PlanEvent):
                 self.plan = event.steps
             self.renderer.write(event)
+            if isinstance(event, ToolResultEvent) and self.approver.interrupted:
+                self.approver.interrupted = False  # Ctrl-C at the question: stop, refusal stored
+                raise signals.Interrupted()
 
         try:
             result = relay(events, show)
@@ -285,11 +288,15 @@ def run_repl(
         lambda: holder["repl"].files(),
         lambda: holder["repl"].toolbar(),
         lambda: holder["repl"].custom_summaries(),
+        lambda: holder["repl"].slash("/last", ""),  # Ctrl-O; a store error is said, like /last
         **io,
     )
 
     def ask(question: str, default: str) -> str:
         return PromptSession[str](**io).prompt(question, default=default)
+
+    def key(question: str, answers: Mapping[str, str], hint: str) -> str:
+        return read_key(question, answers, hint, **io)
 
     repl = Repl(
         settings,
@@ -300,6 +307,7 @@ def run_repl(
         ask=ask,
         resume=resume,
         continue_latest=continue_latest,
+        key=key,
     )
     holder["repl"] = repl
     renderer.say(f"qac · {workdir} · /help for commands, Ctrl-D to exit", "dim")

@@ -24,6 +24,7 @@ from qwen_agent_cli.repository import Repository
 from qwen_agent_cli.sandbox import ExecResult
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.types import Message, Usage
+from qwen_agent_cli.ui.expand import show_last
 from qwen_agent_cli.ui.prompt import SLASH_COMMANDS
 from qwen_agent_cli.ui.render import THINKING_MODES, Renderer, diff_renderable
 from qwen_agent_cli.ui.terminal import EscapeWatcher, TerminalApprover
@@ -85,6 +86,7 @@ class SlashCommands:
             "/cost": self.cmd_cost,
             "/context": self.cmd_context,
             "/diff": self.cmd_diff,
+            "/last": self.cmd_last,
             "/undo": self.cmd_undo,
             "/compact": self.cmd_compact,
             "/plan": self.cmd_plan,
@@ -111,7 +113,8 @@ class SlashCommands:
             self.renderer.say(f"{command:<11} {text}")
         self.renderer.say(
             "Enter sends · Alt+Enter or Esc Enter: newline · @path attaches a file · !cmd runs a "
-            "command in the sandbox · Esc or Ctrl-C interrupts a turn · Ctrl-D exits",
+            "command in the sandbox · Esc or Ctrl-C interrupts a turn · Ctrl-O shows the last "
+            "tool output · approvals take one key: y, n, a, e, t, Esc · Ctrl-D exits",
             "dim",
         )
         for name, custom in self.custom_commands(refresh=True).items():
@@ -251,6 +254,10 @@ class SlashCommands:
             self.renderer.say("no changes in this session")
             return
         self.renderer.console.print(diff_renderable(diff))
+
+    def cmd_last(self, _: str) -> None:
+        session = self.built.agent.session.id if self.built else None
+        show_last(self.renderer, self.store.messages(session) if session else [])
 
     def cmd_undo(self, _: str) -> None:
         if not self.checkpoints:

@@ -10,15 +10,19 @@ import re
 import select
 import signal
 import sys
+import textwrap
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from prompt_toolkit import PromptSession
 
-from qwen_agent_cli.approval import ApprovalRequest, Decision
+from qwen_agent_cli.approval import MCP_PREFIX, WEB_TOOL, ApprovalRequest, Decision
+from qwen_agent_cli.ui.calls import argument_lines
+from qwen_agent_cli.ui.keys import ESCAPE, INTERRUPT
 from qwen_agent_cli.ui.render import Renderer, diff_renderable
+from qwen_agent_cli.ui.words import plural
 
 
 class EscapeWatcher:
@@ -86,21 +90,47 @@ def compact_command(command: str) -> str:
     """A command as a person must see it before saying yes: runs of blank lines and of spaces
     counted instead of shown, so nothing can be pushed out of sight below the question."""
     shown = re.sub(
-        r"\n\s*\n[\s\n]*", lambda m: f"\n[{m.group().count(chr(10)) - 1} blank lines]\n", command
+        r"\n\s*\n[\s\n]*",
+        lambda m: f"\n[{plural(m.group().count(chr(10)) - 1, 'blank line')}]\n",
+        command,
     )
     return re.sub(r"[ \t]{8,}", lambda m: f" [{len(m.group())} spaces] ", shown)
 
 
+ANSWERS = {
+    "y": "yes",
+    "n": "no",
+    "a": "always",
+    "e": "edit",
+    "t": "no, with a reason",
+}
+"""The approval question's keys and what each is called once pressed (`e`: commands only)."""
+QUESTION = "allow? y yes · n no · a always (this session) · e edit · t no, say why: "
+QUESTION_NO_EDIT = "allow? y yes · n no · a always (this session) · t no, say why: "
+"""Under 80 columns; Esc (no) is in the hint a wrong key shows, and in /help."""
+STOPPED = "the user stopped the turn at this question (Ctrl-C); the call was not run"
+
+
 class TerminalApprover:
-    """Asks y / n (with a reason) / a (always, this session) / e (edit the command)."""
+    """Asks with one key, no Enter: y yes, n or Esc no, a always (this session), e edit the
+    command, t no and a reason for the model; Ctrl-C refuses and stops the turn."""
 
     def __init__(
-        self, renderer: Renderer, ask: Callable[[str, str], str], watcher: EscapeWatcher
+        self,
+        renderer: Renderer,
+        ask: Callable[[str, str], str],
+        watcher: EscapeWatcher,
+        read_key: Callable[[str, Mapping[str, str], str], str] | None = None,
     ) -> None:
         self.renderer = renderer
         self.ask = ask
+        """Reads a line: the reason, the edited command."""
         self.watcher = watcher
+        self.read_key = read_key or self._key_from_line
         self.always: set[str] = set()
+        self.interrupted = False
+        """Ctrl-C answered the last question: the call was refused, and the turn must stop once
+        that refusal is stored (the REPL raises the interrupt at the call's result)."""
 
     def approve(self, request: ApprovalRequest) -> Decision:
         scope = request.command or request.scope
@@ -110,31 +140,61 @@ class TerminalApprover:
         with self.watcher.suspended(), self.renderer.paused():
             return self._ask(request, key)
 
-    def _ask(self, request: ApprovalRequest, key: str) -> Decision:
-        self.renderer.end_block()
+    def _key_from_line(self, question: str, answers: Mapping[str, str], hint: str) -> str:
+        """Where no key reader is given (`qac init` reads lines): the line's first letter."""
+        answer = self.ask(question, "").strip().lower()[:1]
+        return ESCAPE if answer == "\x1b" else answer
+
+    def _show(self, request: ApprovalRequest) -> None:
+        """What the call would do: the command as it will run, the edit's diff, or the
+        arguments as `key: value` lines; all of it written by the model, so made visible."""
+        say = self.renderer.say
         if request.command is not None:
             shown = compact_command(request.command)
-            self.renderer.say(f"{request.tool} wants to run: {shown}", "bold yellow")
-        else:
-            self.renderer.say(f"{request.tool} wants to {request.summary}", "bold yellow")
-        if request.preview:
+            if "\n" in shown.strip():
+                say(f"{request.tool} wants to run:", "bold yellow")
+                say(textwrap.indent(shown.strip("\n"), "    "))
+            else:
+                say(f"{request.tool} wants to run: {shown}", "bold yellow")
+        elif request.preview:
+            say(f"{request.tool} wants to {request.summary}", "bold yellow")
             self.renderer.console.print(diff_renderable(request.preview))
+            self.renderer.shown_diff = request.preview
+        elif request.arguments and request.tool != WEB_TOOL:
+            mcp = request.tool.startswith(MCP_PREFIX)
+            what = "call it" if mcp or request.summary.startswith("{") else request.summary
+            say(f"{request.tool} wants to {what} with:", "bold yellow")
+            for line in argument_lines(request.arguments):
+                say(f"  {line}")
+        else:
+            say(f"{request.tool} wants to {request.summary}", "bold yellow")
+
+    def _ask(self, request: ApprovalRequest, key: str) -> Decision:
+        self.renderer.end_block()
+        self._show(request)
+        editable = request.command is not None
+        answers = {k: v for k, v in ANSWERS.items() if editable or k != "e"}
+        hint = f"press {', '.join(answers)}, or Esc for no"
         while True:
-            answer = self.ask("allow? [y]es [n]o [a]lways [e]dit: ", "").strip().lower()
-            if answer in ("y", "yes"):
+            answer = self.read_key(QUESTION if editable else QUESTION_NO_EDIT, answers, hint)
+            if answer == "y":
                 return Decision(True)
-            if answer in ("a", "always"):
+            if answer == "a":
                 self.always.add(key)
                 return Decision(True)
-            if answer in ("n", "no"):
-                reason = self.ask("reason for the model (optional): ", "").strip()
+            if answer in ("n", ESCAPE):
+                return Decision(False, "the user declined")
+            if answer == INTERRUPT:
+                self.interrupted = True
+                return Decision(False, STOPPED)
+            if answer == "t":
+                reason = self.ask("reason for the model: ", "").strip()
                 return Decision(False, f"the user declined{': ' + reason if reason else ''}")
-            if answer in ("e", "edit"):
-                if request.command is None:
-                    self.renderer.say("e edits commands only; answer y, n or a", "dim")
-                    continue
+            if answer == "e" and request.command is not None:
                 edited = self.ask("command: ", request.command).strip()
                 return Decision(bool(edited), "the user cleared the command", edited)
+            if answer:
+                self.renderer.say(hint, "dim")
 
 
 def ask_trust(config: Path, keys: Iterable[str], **io: Any) -> bool:
