@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import base64
 import difflib
-import html
 import json
 import time
 from collections.abc import Sequence
@@ -20,25 +19,16 @@ from typing import Any
 
 from qwen_agent_cli import __version__
 from qwen_agent_cli.catalogue import Catalogue
+from qwen_agent_cli.html_text import CSP, safe
 from qwen_agent_cli.images import describe, sniff
 from qwen_agent_cli.session_html_style import STYLE
 from qwen_agent_cli.stream import cost_of
-from qwen_agent_cli.text import encodable, strip_ansi
 from qwen_agent_cli.types import Image, Message, SessionInfo, ToolCall, Usage
-from qwen_agent_cli.ui.visible import visible
+from qwen_agent_cli.words import plural
 
-CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-"""Nothing but the page's own style and embedded images, so a string that escaped anyway could
-neither run nor call home."""
 SUMMARY_CHARS = 120
 DIFF_ARGUMENTS = {"edit_file": ("old", "new"), "write_file": ("content",)}
 """The arguments of tools/files.py's edit tools that the diff shows in place of their text."""
-
-
-def safe(value: object) -> str:
-    """Outside text made inert: terminal escapes removed, other control characters shown as
-    `^X`, then escaped for HTML text and quoted attributes alike."""
-    return html.escape(visible(strip_ansi(encodable(str(value)))), quote=True)
 
 
 def render_session(
@@ -191,7 +181,7 @@ def _thinking(message: Message) -> str:
             continue
         words = len(str(thought).split())
         folded.append(
-            f'<details class="thinking"><summary>thinking ({_count(words, "word")})</summary>'
+            f'<details class="thinking"><summary>thinking ({plural(words, "word")})</summary>'
             f"<pre>{safe(thought)}</pre></details>\n"
         )
     return "".join(folded)
@@ -305,13 +295,9 @@ def _output(result: Message) -> str:
     css = "output error" if result.is_error else "output"
     return (
         f'<details class="{css}"><summary><span class="kind">{kind}:</span> '
-        f'{safe(first)} <span class="count">({_count(len(lines), "line")})</span></summary>'
+        f'{safe(first)} <span class="count">({plural(len(lines), "line")})</span></summary>'
         f"<pre>{safe(content)}</pre>{_images(result.images)}</details>\n"
     )
-
-
-def _count(number: int, noun: str) -> str:
-    return f"{number:,} {noun}" + ("" if number == 1 else "s")
 
 
 def _first(pair: tuple[int, Message]) -> int:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from qwen_agent_cli.html_text import CSP
 from qwen_agent_cli.scripted import ScriptedServer, turn
-from qwen_agent_cli.session_html import CSP
 from tests.conftest import TEST_CMD, server_args
 from tests.session_pages import COMMAND, HOSTILE, MARKUP, SHOWN, make_session
 from tests.test_ci import DONE, FIX, VERIFY

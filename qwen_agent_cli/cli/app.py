@@ -23,7 +23,7 @@ from qwen_agent_cli.config import (
 from qwen_agent_cli.errors import ConfigError
 from qwen_agent_cli.events import Event, Result
 from qwen_agent_cli.types import Status
-from qwen_agent_cli.ui.visible import visible
+from qwen_agent_cli.visible import visible
 
 EXIT_BY_STATUS = {
     Status.DONE: 0,

@@ -6,10 +6,9 @@ Imports nothing above `evaluation.report`.
 
 from __future__ import annotations
 
-from html import escape
-
 from qwen_agent_cli.evaluation.report import SCRIPTED_NOTE, Report, Table
 from qwen_agent_cli.evaluation.summary import Summary
+from qwen_agent_cli.html_text import CSP, safe
 
 STYLE = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2rem auto;max-width:70rem;padding:0 1rem;color:#222}
@@ -39,12 +38,13 @@ def render_html(report: Report) -> str:
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{escape(report.title)}</title><style>{STYLE}</style></head><body>",
-        f"<h1>{escape(report.title)}</h1>",
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">',
+        f"<title>{safe(report.title)}</title><style>{STYLE}</style></head><body>",
+        f"<h1>{safe(report.title)}</h1>",
     ]
     for paragraph in report.intro:
         kind = ' class="scripted"' if paragraph == SCRIPTED_NOTE else ""
-        parts.append(f"<p{kind}>{escape(paragraph)}</p>")
+        parts.append(f"<p{kind}>{safe(paragraph)}</p>")
     if report.summary.tasks:
         parts += ["<h2>Outcomes per task</h2>", outcome_chart(report.summary)]
         parts += ["<h2>Fix rate and cost per arm</h2>", arm_chart(report.summary)]
@@ -54,12 +54,12 @@ def render_html(report: Report) -> str:
 
 
 def _table(table: Table) -> str:
-    head = "".join(f"<th>{escape(h)}</th>" for h in table.header)
+    head = "".join(f"<th>{safe(h)}</th>" for h in table.header)
     body = "".join(
-        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in table.rows
+        "<tr>" + "".join(f"<td>{safe(c)}</td>" for c in row) + "</tr>" for row in table.rows
     )
-    notes = "".join(f'<p class="note">{escape(n)}</p>' for n in table.notes)
-    return f"<h2>{escape(table.title)}</h2><table><tr>{head}</tr>{body}</table>{notes}"
+    notes = "".join(f'<p class="note">{safe(n)}</p>' for n in table.notes)
+    return f"<h2>{safe(table.title)}</h2><table><tr>{head}</tr>{body}</table>{notes}"
 
 
 def _kind(record: dict[str, object] | None) -> str:
@@ -81,23 +81,23 @@ def outcome_chart(summary: Summary) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" role="img">']
     for column, arm in enumerate(arms):
         x = LABEL_W + column * CELL * 4
-        out.append(f'<text x="{x}" y="{HEAD_H - 8}">{escape(arm[:14])}</text>')
+        out.append(f'<text x="{x}" y="{HEAD_H - 8}">{safe(arm[:14])}</text>')
     for row, task in enumerate(summary.tasks):
         y = HEAD_H + row * CELL
-        out.append(f'<text x="0" y="{y + 15}">{escape(task[:32])}</text>')
+        out.append(f'<text x="0" y="{y + 15}">{safe(task[:32])}</text>')
         for column, arm in enumerate(arms):
             record = summary.outcomes[task].get(arm)
             kind = _kind(record)
             x = LABEL_W + column * CELL * 4
             out.append(
                 f'<rect x="{x}" y="{y + 2}" width="{CELL * 3}" height="{CELL - 4}" '
-                f'fill="{COLOURS[kind]}"><title>{escape(f"{task} [{arm}]: {LEGEND[kind]}")}'
+                f'fill="{COLOURS[kind]}"><title>{safe(f"{task} [{arm}]: {LEGEND[kind]}")}'
                 "</title></rect>"
             )
     for index, (kind, colour) in enumerate(COLOURS.items()):
         y = legend_y + 18 * index
         out.append(f'<rect x="0" y="{y}" width="12" height="12" fill="{colour}"/>')
-        out.append(f'<text x="18" y="{y + 11}">{escape(LEGEND[kind])}</text>')
+        out.append(f'<text x="18" y="{y + 11}">{safe(LEGEND[kind])}</text>')
     out.append("</svg>")
     return "".join(out)
 
@@ -118,7 +118,7 @@ def arm_chart(summary: Summary) -> str:
         low, high = (plot_h * v for v in arm.interval)
         out.append(
             f'<rect x="{x}" y="{base - rate_h:.1f}" width="{bar_w}" height="{rate_h:.1f}" '
-            f'fill="#2e9d4a"><title>{escape(f"{arm.arm}: {100 * arm.rate:.1f} % fixed")}'
+            f'fill="#2e9d4a"><title>{safe(f"{arm.arm}: {100 * arm.rate:.1f} % fixed")}'
             "</title></rect>"
         )
         centre = x + bar_w / 2
@@ -129,12 +129,12 @@ def arm_chart(summary: Summary) -> str:
         cost_h = plot_h * arm.cost_usd / most
         out.append(
             f'<rect x="{x + bar_w}" y="{base - cost_h:.1f}" width="{bar_w}" height="{cost_h:.1f}" '
-            f'fill="#4a78c2"><title>{escape(f"{arm.arm}: ${arm.cost_usd:.4f} in all")}'
+            f'fill="#4a78c2"><title>{safe(f"{arm.arm}: ${arm.cost_usd:.4f} in all")}'
             "</title></rect>"
         )
-        out.append(f'<text x="{x}" y="{base + 16}">{escape(arm.arm[:16])}</text>')
+        out.append(f'<text x="{x}" y="{base + 16}">{safe(arm.arm[:16])}</text>')
         label = f"{100 * arm.rate:.0f} % · ${arm.cost_usd:.3f}"
-        out.append(f'<text x="{x}" y="{base + 32}">{escape(label)}</text>')
+        out.append(f'<text x="{x}" y="{base + 32}">{safe(label)}</text>')
     out.append(
         f'<text x="50" y="{top - 6}">green: fixed share with its 95 % interval; '
         "blue: total cost</text>"

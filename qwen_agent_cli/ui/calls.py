@@ -9,8 +9,8 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from qwen_agent_cli.ui.visible import visible
-from qwen_agent_cli.ui.words import plural
+from qwen_agent_cli.visible import visible
+from qwen_agent_cli.words import plural
 
 SHORT_VALUE = 70
 """Characters of one value on the one-line form of a call."""

@@ -11,7 +11,7 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.text import Text
 
-from qwen_agent_cli.ui.visible import visible
+from qwen_agent_cli.visible import visible
 
 
 def describe(record: dict[str, Any]) -> str:

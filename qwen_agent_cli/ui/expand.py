@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from qwen_agent_cli.types import Message
 from qwen_agent_cli.ui.render import Renderer, describe_call
-from qwen_agent_cli.ui.words import plural
+from qwen_agent_cli.words import plural
 
 HEAD_LINES = 600
 TAIL_LINES = 200

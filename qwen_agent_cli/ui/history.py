@@ -13,8 +13,8 @@ from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.types import Message
 from qwen_agent_cli.ui.prompt import PROMPT
 from qwen_agent_cli.ui.render import Renderer
-from qwen_agent_cli.ui.visible import visible
-from qwen_agent_cli.ui.words import plural
+from qwen_agent_cli.visible import visible
+from qwen_agent_cli.words import plural
 
 INTERRUPTED = "[The previous answer was interrupted by the user.]"
 HISTORY_TURNS = 10

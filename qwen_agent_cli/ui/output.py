@@ -11,7 +11,7 @@ from typing import Any, Protocol, TextIO
 
 from qwen_agent_cli import jsonl
 from qwen_agent_cli.events import ErrorEvent, Event, Result
-from qwen_agent_cli.ui.visible import visible
+from qwen_agent_cli.visible import visible
 
 
 class Writer(Protocol):

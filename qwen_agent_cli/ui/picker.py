@@ -10,12 +10,8 @@ from pathlib import Path
 from qwen_agent_cli.errors import ConfigError, StoreError
 from qwen_agent_cli.store import SessionStore
 from qwen_agent_cli.types import SessionInfo
-from qwen_agent_cli.ui.visible import visible
-
-
-def plural(count: int, word: str) -> str:
-    """`1 turn`, `2 turns`."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
+from qwen_agent_cli.visible import visible
+from qwen_agent_cli.words import plural
 
 
 def row_label(info: SessionInfo, turns: int, now: float) -> str:

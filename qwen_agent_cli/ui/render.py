@@ -35,8 +35,8 @@ from qwen_agent_cli.events import (
 from qwen_agent_cli.ui.calls import short_value
 from qwen_agent_cli.ui.consoles import stream_console
 from qwen_agent_cli.ui.spinner import Spinner, Wait, WaitLine
-from qwen_agent_cli.ui.visible import visible
-from qwen_agent_cli.ui.words import plural
+from qwen_agent_cli.visible import visible
+from qwen_agent_cli.words import plural
 
 ARG_PREVIEW = 70
 THINKING_TAIL = 6

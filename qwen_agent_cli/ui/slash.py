@@ -28,7 +28,7 @@ from qwen_agent_cli.ui.expand import show_last
 from qwen_agent_cli.ui.prompt import SLASH_COMMANDS
 from qwen_agent_cli.ui.render import THINKING_MODES, Renderer, diff_renderable
 from qwen_agent_cli.ui.terminal import EscapeWatcher, TerminalApprover
-from qwen_agent_cli.ui.visible import visible
+from qwen_agent_cli.visible import visible
 
 
 class SlashCommands:

@@ -22,7 +22,7 @@ from qwen_agent_cli.approval import MCP_PREFIX, WEB_TOOL, ApprovalRequest, Decis
 from qwen_agent_cli.ui.calls import argument_lines
 from qwen_agent_cli.ui.keys import ESCAPE, INTERRUPT
 from qwen_agent_cli.ui.render import Renderer, diff_renderable
-from qwen_agent_cli.ui.words import plural
+from qwen_agent_cli.words import plural
 
 
 class EscapeWatcher:

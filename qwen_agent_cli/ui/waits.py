@@ -11,7 +11,7 @@ from typing import TextIO
 
 from qwen_agent_cli.events import ErrorEvent, Event, RequestEvent, ToolCallEvent
 from qwen_agent_cli.ui.output import Writer, close_writer
-from qwen_agent_cli.ui.visible import visible
+from qwen_agent_cli.visible import visible
 
 WAIT_NOTICE_S = 10.0
 """Seconds of silence before the line; `QAC_WAIT_NOTICE_S` overrides it (tests, slow servers)."""

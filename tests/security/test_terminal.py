@@ -21,7 +21,7 @@ from qwen_agent_cli.events import (
 )
 from qwen_agent_cli.scripted import ScriptedServer, turn
 from qwen_agent_cli.ui.render import Renderer
-from qwen_agent_cli.ui.visible import visible
+from qwen_agent_cli.visible import visible
 from tests.conftest import server_args
 
 HOSTILE = (

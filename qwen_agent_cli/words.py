@@ -5,4 +5,4 @@ from __future__ import annotations
 
 def plural(count: int, word: str, many: str = "") -> str:
     """`count word`, the word in the plural unless count is 1 (`many` for an irregular one)."""
-    return f"{count} {word if count == 1 else many or word + 's'}"
+    return f"{count:,} {word if count == 1 else many or word + 's'}"
