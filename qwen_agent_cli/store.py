@@ -37,7 +37,8 @@ class SessionStore:
         self._held: str | None = None
         # Transcripts hold file contents and command output: the folder is 0700 and the
         # database 0600 from creation (SQLite gives its WAL and SHM files the database's mode).
-        umask = os.umask(0o077)
+        # The modes are given to mkdir and open, never by changing the umask: that is
+        # process-wide, and a thread writing files (or a git started) meanwhile would take it.
         try:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
             os.close(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_MODE))
@@ -54,8 +55,6 @@ class SessionStore:
         except BaseException:
             self._close_quietly()
             raise
-        finally:
-            os.umask(umask)
 
     def close(self) -> None:
         """Give back the lease, then the connection, whatever happens on the way."""

@@ -205,7 +205,7 @@ def test_the_repl_lists_completes_and_runs_custom_commands(
     assert user_message(model_server.requests[0]) == "Greet Ada warmly."
 
     submit(child, "/probe")
-    child.expect_exact("shell lines? [y/N]")
+    child.expect_exact("shell lines? y/n")
     assert "echo PROBED-$((6*7))" in child.before
     child.sendline("y")
     child.expect_exact("PROBE-ONE")

@@ -208,8 +208,7 @@ class Repl(SlashCommands):
     def offer_plan(self) -> None:
         """After a plan-mode turn: on approval, leave plan mode and carry the plan out in the
         same session (its preserved thinking included)."""
-        answer = self.approver.ask("approve this plan and carry it out? [y/N] ", "")
-        if answer.strip().lower() not in ("y", "yes"):
+        if not self.approver.confirm("approve this plan and carry it out? y/n: "):
             self.renderer.say("still in plan mode: refine the plan, or /plan off", "dim")
             return
         self.rebuild(plan_mode=False)

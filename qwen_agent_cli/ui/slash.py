@@ -380,11 +380,8 @@ class SlashCommands:
                 + "; ".join(lines),
                 "bold yellow",
             )
-            try:
-                answer = self.approver.ask(f"run {command.name}'s shell lines? [y/N] ", "")
-            except (EOFError, KeyboardInterrupt):
-                answer = ""
-            self.confirmed[command.name] = answer.strip().lower() in ("y", "yes")
+            question = f"run {command.name}'s shell lines? y/n: "
+            self.confirmed[command.name] = self.approver.confirm(question)
         return self.confirmed[command.name]
 
 

@@ -108,6 +108,7 @@ ANSWERS = {
 QUESTION = "allow? y yes · n no · a always (this session) · e edit · t no, say why: "
 QUESTION_NO_EDIT = "allow? y yes · n no · a always (this session) · t no, say why: "
 """Under 80 columns; Esc (no) is in the hint a wrong key shows, and in /help."""
+YES_NO = {"y": "yes", "n": "no"}
 STOPPED = "the user stopped the turn at this question (Ctrl-C); the call was not run"
 
 
@@ -139,6 +140,13 @@ class TerminalApprover:
             return Decision(True)
         with self.watcher.suspended(), self.renderer.paused():
             return self._ask(request, key)
+
+    def confirm(self, question: str) -> bool:
+        """A yes/no question on one key (`y`; `n`, Esc and Ctrl-C are no)."""
+        with self.watcher.suspended(), self.renderer.paused():
+            self.renderer.end_block()
+            answer = self.read_key(question, YES_NO, "press y or n, or Esc for no")
+        return answer == "y"
 
     def _key_from_line(self, question: str, answers: Mapping[str, str], hint: str) -> str:
         """Where no key reader is given (`qac init` reads lines): the line's first letter."""
