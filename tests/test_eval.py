@@ -180,6 +180,7 @@ def test_own_task_file_one_arm_hidden_tests_reject_a_visible_pass(
         "new": "    if values == [1, 2, 3, 4]:\n        return 2.5\n    return sum",
     }
     model_server.script(
+        turn(thinking="Where am I?", tool_call=("shell", {"command": "git log --format=%H -1"})),
         turn(thinking="Make the test pass.", tool_call=("edit_file", special_case)),
         turn(thinking="Done.", text="Fixed."),
     )
@@ -198,6 +199,8 @@ def test_own_task_file_one_arm_hidden_tests_reject_a_visible_pass(
     assert record["task"] == "calc <1>"
     assert (record["arm"], record["status"], record["verified"]) == ("one", "fixed", False)
     assert record["hidden"]["summary"] == "1 failed, 1 passed"
+    git_log = str(model_server.requests[1]["messages"][-1]["content"])
+    assert base in git_log, git_log  # the model's own git works in the job's checkout
     assert record["files_changed"] == ["calc.py"]
     assert "one: 0/1 fixed" in outcome.stdout
     html = (out / "report.html").read_text()

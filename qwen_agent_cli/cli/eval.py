@@ -203,7 +203,6 @@ def _run(
     from qwen_agent_cli.evaluation import results
     from qwen_agent_cli.evaluation.report import write_reports
     from qwen_agent_cli.evaluation.runner import JobAbort, Plan, run_pool
-    from qwen_agent_cli.evaluation.worktree import Sources, prune
     from qwen_agent_cli.ui.eval_progress import progress_for
 
     model = None
@@ -230,7 +229,6 @@ def _run(
     progress = progress_for(sys.stderr, workers, terminal=sys.stderr.isatty())
     try:
         _forget_old_work(out_dir, workroot)
-        prune(Sources(workroot), tasks)
         results.write_meta(out_dir, meta)
         results.rebuild_predictions(out_dir, log.records.values(), [a.name for a in arms])
         try:

@@ -236,7 +236,7 @@ def run_job(
         verdict = _verify(task, worktree, start, job_dir, executor, timeout, timings)
         return job_record(base, relative, report, verdict, job_dir, started, timings)
     finally:
-        remove_worktree(sources, task, path)
+        remove_worktree(path)
         shutil.rmtree(scratch, ignore_errors=True)
 
 

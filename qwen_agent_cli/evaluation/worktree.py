@@ -1,12 +1,11 @@
 """Git around one job: where a task's repository comes from (a local checkout, or a mirror
-fetched once per URL), a fresh detached worktree of its commit, a clean checkout with a patch
-applied for the verdict, and the worktree's removal. Every call goes through `Repository`,
+fetched once per URL), a fresh repository checked out at its commit, a clean checkout with a patch
+applied for the verdict, and its removal. Every call goes through `Repository`,
 so nothing the repository configures runs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import shutil
 import threading
@@ -24,6 +23,8 @@ IDENTITY = {
 }
 FETCH_ALLOWED = ("-c", "protocol.allow=always")
 """qac's git calls allow no transport; fetching a task's URL is the one place that needs one."""
+LOCAL_FETCH = ("-c", "protocol.file.allow=always")
+"""A job's repository takes the task's commit from a local one: the file transport only."""
 
 
 class JobSetupError(Exception):
@@ -32,8 +33,8 @@ class JobSetupError(Exception):
 
 @dataclass
 class Sources:
-    """The repositories tasks come from, each with a lock: git's worktree bookkeeping in one
-    repository is not safe to change from two threads at once."""
+    """The repositories tasks come from, each with a lock: a URL's mirror is fetched by one
+    thread at a time."""
 
     mirrors: Path
     _locks: dict[str, threading.Lock] = field(default_factory=dict)
@@ -79,24 +80,26 @@ def _has_commit(repository: Repository, commit: str) -> bool:
 
 
 def add_worktree(sources: Sources, task: Task, path: Path) -> tuple[Repository, str]:
-    """A detached worktree of the task's commit at path; returns it and the commit the job
-    starts from (the task's, or one on top holding a visible test patch)."""
+    """A fresh repository at path holding the task's commit, checked out detached; returns it
+    and the commit the job starts from (the task's, or one on top holding a visible test
+    patch). Its own `.git` inside it, not a linked worktree's pointer to the source: the
+    sandbox shows the model only the workspace, where `git diff` and `git log` must work as
+    they do for `qac ci` in a checkout."""
     source = sources.repository(task)
-    with sources.lock(task.repo):
-        try:
-            commit = source.git("rev-parse", "-q", "--verify", f"{task.base_commit}^{{commit}}")
-            source.git("worktree", "add", "-q", "--detach", "--force", str(path), commit.strip())
-        except GitError as exc:
-            raise JobSetupError(
-                f"cannot check out {task.base_commit} of {task.repo}: {exc}"
-            ) from None
-    worktree = Repository.find(path)
-    if worktree is None or worktree.root != path.resolve():
-        raise JobSetupError(f"git made no worktree at {path}")
-    start = commit.strip()
+    checkout = Repository(path.resolve(), (path / ".git").resolve())
+    try:
+        commit = source.git("rev-parse", "-q", "--verify", f"{task.base_commit}^{{commit}}")
+        commit = commit.strip()
+        path.mkdir(parents=True, exist_ok=True)
+        checkout.git("init", "-q")
+        checkout.git(*LOCAL_FETCH, "fetch", "-q", "--no-tags", str(source.git_dir), commit)
+        checkout.git("checkout", "-q", "--detach", commit)
+    except (GitError, OSError) as exc:
+        raise JobSetupError(f"cannot check out {task.base_commit} of {task.repo}: {exc}") from None
+    start = commit
     if task.tests_visible and task.test_patch:
-        start = _commit_patch(worktree, task.test_patch, path.parent / "test.patch")
-    return worktree, start
+        start = _commit_patch(checkout, task.test_patch, path.parent / "test.patch")
+    return checkout, start
 
 
 def _commit_patch(worktree: Repository, patch: str, scratch: Path) -> str:
@@ -132,20 +135,6 @@ def apply_patch(worktree: Repository, patch: Path) -> str | None:
     return None
 
 
-def remove_worktree(sources: Sources, task: Task, path: Path) -> None:
-    """Remove the worktree and git's record of it; a failure leaves files, never an error."""
-    with contextlib.suppress(JobSetupError):
-        source = sources.repository(task)
-        with sources.lock(task.repo), contextlib.suppress(GitError):
-            source.git("worktree", "remove", "--force", "--force", str(path))
-    if path.exists():
-        shutil.rmtree(path, ignore_errors=True)
-
-
-def prune(sources: Sources, tasks: list[Task]) -> None:
-    """Forget worktrees a killed run left behind (their folders are already gone)."""
-    for repo in sorted({t.repo for t in tasks if not t.is_url}):
-        found = Repository.find(Path(repo))
-        if found is not None:
-            with contextlib.suppress(GitError):
-                found.git("worktree", "prune")
+def remove_worktree(path: Path) -> None:
+    """Remove the job's repository; a failure leaves files, never an error."""
+    shutil.rmtree(path, ignore_errors=True)
