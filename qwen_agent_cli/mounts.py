@@ -1,7 +1,7 @@
 """The bubblewrap mount layout (DESIGN §6, §11): which host directories a sandboxed command
 sees, and what is covered inside them (secrets, qac's own files, host unix sockets).
 
-Pure planning: builds argument lists, runs nothing. Imports only `guard`.
+Pure planning: builds argument lists, runs nothing. Imports only `guard` (and its errors).
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from qwen_agent_cli.guard import PROTECTED_DIRS, SECRET_DIRS, covered, real_path
+from qwen_agent_cli.errors import ToolError
+from qwen_agent_cli.guard import PROTECTED_DIRS, SECRET_DIRS, covered, read_capped, real_path
 
 SYSTEM_DIRS: tuple[str, ...] = ("usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc")
 SYSTEM_DIRS += ("opt", "sys", "nix", "gnu", "snap")
@@ -92,6 +93,41 @@ def toolchain_env(env: Mapping[str, str]) -> dict[str, str]:
     return found
 
 
+GIT_POINTER_LIMIT = 4096
+"""Bytes of a `.git` file or a worktree's `gitdir`/`commondir` read: git's own are one line."""
+
+
+def _small_text(root: Path, name: str) -> str | None:
+    """A short regular file's text (no link followed out of `root`, no FIFO), or None."""
+    try:
+        data = read_capped(root, name, GIT_POINTER_LIMIT)
+    except ToolError:
+        return None
+    if len(data) > GIT_POINTER_LIMIT:
+        return None
+    return data.decode("utf-8", "replace").strip()
+
+
+def linked_git_dir(checkout: Path) -> Path | None:
+    """The common git directory of a linked worktree (`git worktree add`), whose `.git` is a
+    file naming a folder outside it. Only when that folder names this checkout's `.git` back,
+    as git writes it: a `.git` file alone is repository content, and must not show the sandbox
+    another folder of the host."""
+    pointer = _small_text(checkout, ".git")
+    if pointer is None or not pointer.startswith("gitdir:"):
+        return None
+    private = real_path(checkout / pointer.removeprefix("gitdir:").strip())
+    back, common = _small_text(private, "gitdir"), _small_text(private, "commondir")
+    if back is None or common is None:
+        return None
+    if real_path(private / back) != real_path(checkout / ".git"):
+        return None
+    common_dir = real_path(private / common)
+    if not private.is_relative_to(common_dir) or not (common_dir / "objects").is_dir():
+        return None
+    return common_dir
+
+
 class MountPlan:
     """The mounts of one sandboxed command beyond the system base, ordered parents first so a
     mask inside a bind is mounted after it, and read-only remounts last."""
@@ -136,6 +172,11 @@ class MountPlan:
             self.mounts.append((parent, ["--tmpfs", str(parent)]))
             self.read_only.append(parent)
         self._bind(workspace, "--bind" if writable else "--ro-bind")
+        linked = linked_git_dir(repository or workspace)
+        if linked is not None and not covered(linked, [*self.visible]):
+            # A linked worktree's history lives in its main repository's .git: read-only, as
+            # the workspace's own .git is, so `git log` and `git diff` work there too.
+            self._bind(linked)
         for name in PROTECTED_DIRS:
             inner = workspace / name
             if inner.is_symlink():
