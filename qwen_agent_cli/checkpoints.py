@@ -75,6 +75,20 @@ def ref_key(session_id: str) -> str:
     return "id-" + hashlib.sha256(session_id.encode("utf-8", "surrogateescape")).hexdigest()[:20]
 
 
+def forget(repository: Repository, session_id: str) -> int:
+    """Delete a session's checkpoint refs (its runs, undone runs and REPL turns), so a removed
+    session keeps no objects alive in the repository; returns how many went."""
+    key = ref_key(session_id)
+    names = repository.git(
+        "for-each-ref",
+        "--format=%(refname)",
+        *(f"{base}/{key}" for base in (RUN_REFS, UNDONE_REFS, REPL_REFS)),
+    ).split()
+    for name in names:
+        repository.git("update-ref", "-d", name)
+    return len(names)
+
+
 def repl_ref(owner: str, number: int) -> str:
     return f"{REPL_REFS}/{ref_key(owner)}/{number}"
 

@@ -280,3 +280,29 @@ def test_demo_keeps_its_session_out_of_the_users_store(clean_environ: Path, tmp_
     listed = run_process("sessions", "list", "--store", str(kept))
     assert (listed.code, len(listed.stdout.splitlines())) == (0, 1)
     assert files_of(clean_environ) == before
+
+
+def test_removing_a_session_removes_its_checkpoints_and_no_others(
+    qac, model_server: ScriptedServer, repo: Path
+):
+    model_server.script(
+        turn(tool_call=("edit_file", {"path": "calc.py", "old": "//", "new": "/"})),
+        turn(text="Done."),
+        turn(tool_call=("write_file", {"path": "other.txt", "content": "x\n"}), reset_prefix=True),
+        turn(text="Done too."),
+    )
+    first = qac(
+        "run", "fix", *server_args(model_server), "-C", str(repo), "--output-format", "json"
+    )
+    second = qac(
+        "run", "more", *server_args(model_server), "-C", str(repo), "--output-format", "json"
+    )
+    kept, gone = session_of(second), session_of(first)
+    assert qac("undo", gone, "--force", "-C", str(repo)).code == 0
+    assert sorted(refs(repo)) == [f"refs/qac/runs/{kept}/1", f"refs/qac/undone/{gone}/1"]
+
+    removed = qac("sessions", "rm", gone)
+
+    assert removed.code == 0, removed.stderr
+    assert removed.stdout == f"removed {gone} and its 1 checkpoint\n"
+    assert refs(repo) == [f"refs/qac/runs/{kept}/1"]

@@ -23,6 +23,7 @@ from qwen_agent_cli.config import Settings
 from qwen_agent_cli.errors import ConfigError
 from qwen_agent_cli.images import describe
 from qwen_agent_cli.types import Message, SessionInfo
+from qwen_agent_cli.words import plural
 
 
 @sessions_app.command("list")
@@ -200,11 +201,28 @@ def sessions_rm(
     session_id: Annotated[str, typer.Argument(help="Session id or a unique prefix.")],
     store: StoreOpt = None,
 ) -> None:
-    """Delete a session and its messages."""
+    """Delete a session, its messages and its checkpoints in its repository."""
     session_store = open_store(settings_for(None, store=store))
     try:
         info = session_store.get(session_id)
         session_store.remove(info.id)
     finally:
         session_store.close()
-    show(f"removed {info.id}")
+    forgotten = _forget_checkpoints(info)
+    show(f"removed {info.id}{forgotten}")
+
+
+def _forget_checkpoints(info: SessionInfo) -> str:
+    """The session's `refs/qac/...` go with it (they keep its trees alive in the repository);
+    a repository that moved or a git failure leaves them, said, never an error."""
+    from qwen_agent_cli import checkpoints
+    from qwen_agent_cli.repository import GitError, Repository
+
+    repository = Repository.find(Path(info.workdir)) if Path(info.workdir).is_dir() else None
+    if repository is None:
+        return ""
+    try:
+        count = checkpoints.forget(repository, info.id)
+    except GitError as exc:
+        return f" (its checkpoints in {repository.root} stay: {exc})"
+    return f" and its {plural(count, 'checkpoint')}" if count else ""
