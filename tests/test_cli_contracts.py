@@ -164,19 +164,25 @@ def test_the_picker_lists_this_repositorys_sessions_and_resumes_the_chosen_one(
     store.close()
 
 
-def test_every_headless_failure_ends_with_a_json_result(qac, repo: Path):
-    bad_flag = qac("run", "x", "--max-turns", "lots", "--output-format", "json")
-    bad_provider = qac("-p", "x", "--provider", "nope", "--output-format", "json", "-C", str(repo))
-    no_key = qac("run", "x", "--output-format=json", "-C", str(repo))
+def test_every_headless_failure_ends_with_a_json_result(repo: Path):
+    bad_flag = run_process("run", "x", "--max-turns", "lots", "--output-format", "json")
+    bad_provider = run_process("-p", "x", "--provider", "nope", "--output-format", "json")
+    no_key = run_process("exec", "x", "--output-format=json", "-C", str(repo))
+    home = Path(os.environ["QAC_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text("max_turns = [unclosed\n")
+    bad_config = run_process("run", "x", env={**os.environ, "QAC_OUTPUT_FORMAT": "json"}, input="")
 
-    for out in (bad_flag, bad_provider, no_key):
-        assert out.code == 2
+    for out in (bad_flag, bad_provider, no_key, bad_config):
+        assert out.code == 2, out.stderr
+        assert len(out.stdout.splitlines()) == 1
         result = out.json()
         assert set(result) >= RESULT_KEYS
         assert result["status"] == "error"
         assert result["result"]
         assert result["result"] in out.stderr
     assert "DASHSCOPE_API_KEY" in no_key.json()["result"]
+    assert "config.toml" in bad_config.json()["result"]
 
 
 def test_stream_json_failures_and_events_carry_timestamps(
