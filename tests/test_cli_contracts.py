@@ -180,9 +180,9 @@ def test_every_headless_failure_ends_with_a_json_result(repo: Path):
         assert set(result) >= RESULT_KEYS
         assert result["status"] == "error"
         assert result["result"]
-        assert result["result"] in out.stderr
-    assert "DASHSCOPE_API_KEY" in no_key.json()["result"]
-    assert "config.toml" in bad_config.json()["result"]
+        assert str(result["result"]) in out.stderr
+    assert "DASHSCOPE_API_KEY" in str(no_key.json()["result"])
+    assert "config.toml" in str(bad_config.json()["result"])
 
 
 def test_stream_json_failures_and_events_carry_timestamps(

@@ -1,12 +1,15 @@
 """The session page in a real headless Chromium: it renders its structure, a thinking block opens
 on a click, it makes no network request, and nothing from the session runs as script. Chromium
-and its driver are required (Debian: `apt-get install chromium chromium-driver`); a machine
-without them fails here, never skips. A screenshot is left in build/test-artifacts/."""
+and its driver are required (Debian: `apt-get install chromium chromium-driver`, which these
+tests run themselves where they may); a machine without them fails here, never skips. A
+screenshot is left in build/test-artifacts/."""
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -28,12 +31,37 @@ WAIT = 60.0
 a passing run never waits that long."""
 
 
+def found() -> tuple[str | None, str | None]:
+    return shutil.which("chromium") or shutil.which("chromium-browser"), shutil.which(
+        "chromedriver"
+    )
+
+
+def install_chromium() -> None:
+    """Debian's packages, as `.ci/run` installs them: the README's test command then works on a
+    fresh machine too (as root, or with a password-less sudo)."""
+    if not shutil.which("apt-get"):
+        return
+    as_root = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for command in (
+        ["apt-get", "update", "-qq"],
+        ["apt-get", "install", "-y", "-qq", "chromium", "chromium-driver"],
+    ):
+        done = subprocess.run([*as_root, *command], env=environment, capture_output=True)
+        if done.returncode:
+            return
+
+
 def chromium_paths() -> tuple[str, str]:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    driver = shutil.which("chromedriver")
+    browser, driver = found()
+    if not (browser and driver):
+        install_chromium()
+        browser, driver = found()
     if not (browser and driver):
         pytest.fail(
-            "these tests need Chromium and its WebDriver: apt-get install chromium chromium-driver"
+            "these tests need Chromium and its WebDriver, and installing them failed: "
+            "apt-get install chromium chromium-driver"
         )
     return browser, driver
 
