@@ -4,8 +4,12 @@ stderr only, timestamped stream-json, and `config show` in the starter file's la
 
 from __future__ import annotations
 
+import json
 import os
+import signal
+import subprocess
 import sys
+import time
 import tomllib
 from pathlib import Path
 
@@ -208,7 +212,8 @@ def test_stream_json_failures_and_events_carry_timestamps(
     assert {Path(str(i["path"])).name for i in session["instructions"]} >= {"AGENTS.md"}
 
 
-def test_text_mode_errors_go_to_stderr_only(qac, repo: Path):
+def test_text_mode_errors_go_to_stderr_only(qac, repo: Path, monkeypatch):
+    monkeypatch.setenv("QAC_RETRIES", "0")  # the refusal at once, not after the backoff
     out = qac(
         "run",
         "x",
@@ -253,3 +258,32 @@ def test_config_show_uses_the_starter_files_tables_and_loads_back(qac, tmp_path:
     again = qac("config", "show")
     assert again.code == 0, again.stderr
     assert tomllib.loads(again.stdout)["sandbox"]["tmp_size_mb"] == 512
+
+
+def blocked_reading_stdin(pid: int) -> bool:
+    """The process sits in read(0, ...) (x86-64 read is 0, arm64's 63)."""
+    try:
+        fields = Path(f"/proc/{pid}/syscall").read_text().split()
+    except OSError:
+        return False
+    return len(fields) > 1 and fields[0] in ("0", "63") and fields[1] == "0x0"
+
+
+def test_a_signal_before_the_run_began_is_said_and_ends_with_a_json_result(repo: Path):
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "qwen_agent_cli", "-p", "--output-format", "json", "-C", str(repo)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not blocked_reading_stdin(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+
+    assert proc.returncode == 143, stderr
+    assert stderr == "qac: terminated (SIGTERM)\n"
+    result = json.loads(stdout)
+    assert (result["status"], result["result"]) == ("interrupted", "terminated (SIGTERM)")

@@ -22,6 +22,7 @@ from qwen_agent_cli.cli.app import (
     error,
     warned_untrusted,
 )
+from qwen_agent_cli.cli.group import CarriedInterrupt
 from qwen_agent_cli.errors import QacError
 from qwen_agent_cli.events import ErrorEvent
 
@@ -132,10 +133,11 @@ def invoke(args: list[str]) -> int:
         error(str(exc))
         _failure_result(routed, str(exc), "error", started)
         return exc.exit_code
-    except KeyboardInterrupt as exc:
-        error(signals.describe(exc))
-        _failure_result(routed, signals.describe(exc), "interrupted", started)
-        return signals.exit_code(exc)
+    except (KeyboardInterrupt, CarriedInterrupt) as caught:
+        interrupt = caught.interrupt if isinstance(caught, CarriedInterrupt) else caught
+        error(signals.describe(interrupt))
+        _failure_result(routed, signals.describe(interrupt), "interrupted", started)
+        return signals.exit_code(interrupt)
     except BrokenPipeError:
         return 0
     except Exception as exc:

@@ -191,8 +191,8 @@ def wait_notice_after() -> float:
 
 def finish(result: Result | None) -> None:
     """Exit with the status's code; a non-zero exit says why on one stderr line."""
-    if result is None:
-        raise typer.Exit(signals.exit_code())
+    if result is None:  # the run ended before its result: an interrupt (said by the caller)
+        raise KeyboardInterrupt
     status = Status(result.status)
     code = signals.exit_code() if status is Status.INTERRUPTED else EXIT_BY_STATUS[status]
     if result.exit_code is not None:  # the store failed mid-run: its own message and code

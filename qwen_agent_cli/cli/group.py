@@ -27,8 +27,23 @@ def _options(command: Any, ctx: Any) -> list[tuple[str, tuple[str, str]]]:
     return found
 
 
+class CarriedInterrupt(Exception):
+    """A KeyboardInterrupt (Ctrl-C, or SIGTERM/SIGHUP as qac raises them) carried past typer,
+    which would turn it into a silent exit 130: the caller says it and writes the result."""
+
+    def __init__(self, interrupt: KeyboardInterrupt) -> None:
+        super().__init__(str(interrupt))
+        self.interrupt = interrupt
+
+
 class QacGroup(TyperGroup):
     """Usage `qac [OPTIONS] [PROMPT] | COMMAND`, the REPL's options, then the commands."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt as exc:
+            raise CarriedInterrupt(exc) from exc
 
     def collect_usage_pieces(self, ctx: Any) -> list[str]:
         return ["[OPTIONS]", "[PROMPT] | COMMAND [ARGS]..."]
