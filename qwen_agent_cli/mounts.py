@@ -116,14 +116,17 @@ def linked_git_dir(checkout: Path) -> Path | None:
     pointer = _small_text(checkout, ".git")
     if pointer is None or not pointer.startswith("gitdir:"):
         return None
+    here = real_path(checkout)
     private = real_path(checkout / pointer.removeprefix("gitdir:").strip())
     back, common = _small_text(private, "gitdir"), _small_text(private, "commondir")
-    if back is None or common is None:
-        return None
-    if real_path(private / back) != real_path(checkout / ".git"):
+    if back is None or common is None or private.is_relative_to(here):
+        return None  # git's own worktree files never lie inside the worktree
+    if real_path(private / back) != here / ".git":
         return None
     common_dir = real_path(private / common)
-    if not private.is_relative_to(common_dir) or not (common_dir / "objects").is_dir():
+    if private.parent != common_dir / "worktrees" or here.is_relative_to(common_dir):
+        return None
+    if not all((common_dir / name).is_dir() for name in ("objects", "refs")):
         return None
     return common_dir
 

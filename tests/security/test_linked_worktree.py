@@ -65,3 +65,32 @@ def test_a_git_file_naming_another_repository_shows_the_sandbox_nothing(
     seen = shell_output(model_server, 1)
     assert "not for the model" not in seen
     assert "No such file or directory" in seen
+
+
+def test_worktree_files_planted_inside_the_checkout_show_nothing_above_it(
+    qac, model_server: ScriptedServer, tmp_path: Path
+):
+    """`.git` names `.x` inside the tree, whose back-reference and common dir (an ancestor with
+    `objects` and `refs`, say a home folder) git accepts: the ancestor must stay hidden."""
+    home = tmp_path / "home"
+    for name in ("objects", "refs"):
+        (home / name).mkdir(parents=True)
+    (home / "secret.txt").write_text("not for the model\n")
+    download = home / "download"
+    planted = download / ".x"
+    planted.mkdir(parents=True)
+    (download / ".git").write_text("gitdir: .x\n")
+    (planted / "gitdir").write_text("../.git\n")
+    (planted / "commondir").write_text("../..\n")
+    (planted / "HEAD").write_text("ref: refs/heads/main\n")
+    model_server.script(
+        turn(tool_call=("shell", {"command": f"cat {home}/secret.txt"})),
+        turn(text="Done."),
+    )
+
+    out = qac("run", "look", *server_args(model_server), "-C", str(download))
+
+    assert out.code == 0, out.stderr
+    seen = shell_output(model_server, 1)
+    assert "not for the model" not in seen
+    assert "No such file or directory" in seen
