@@ -112,6 +112,7 @@ def test_dash_r_with_an_id_resumes_and_without_a_terminal_asks_for_one(
 
     resumed = qac("-p", "two", "-r", session_id, *server_args(model_server), "-C", str(repo))
     no_id = run_process("exec", "three", "-r", *server_args(model_server), "-C", str(repo))
+    before_p = run_process("--resume", "-p", "four", *server_args(model_server), "-C", str(repo))
 
     assert resumed.code == 0, resumed.stderr
     assert len(model_server.requests[1]["messages"]) > len(model_server.requests[0]["messages"])
@@ -119,6 +120,7 @@ def test_dash_r_with_an_id_resumes_and_without_a_terminal_asks_for_one(
     assert "give the id" in no_id.stderr
     assert "qac sessions list" in no_id.stderr
     assert no_id.stdout == ""
+    assert (before_p.code, before_p.stderr) == (no_id.code, no_id.stderr)
 
 
 def test_the_picker_lists_this_repositorys_sessions_and_resumes_the_chosen_one(

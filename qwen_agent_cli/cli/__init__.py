@@ -48,10 +48,11 @@ def route(args: list[str]) -> list[str]:
         return ["repl", "--resume", *_resume_value(args[1:])]
     if args and args[0] in SUBCOMMANDS:
         return [args[0], *_with_picker(args[1:])] if args[0] in RESUMABLE else args
-    args = [part for arg in args for part in _split_print(arg)]
+    # `-r` first: whether the word after it is an id decides what `-p` stands beside.
+    args = _with_picker([part for arg in args for part in _split_print(arg)])
     printed = _print_flag(args)
     if printed is not None:
-        return ["run", *_with_picker(args[:printed] + args[printed + 1 :])]
+        return ["run", *args[:printed], *args[printed + 1 :]]
     leading, index = [], 0
     while index < len(args) and args[index].startswith("-"):
         takes_value = args[index] in VALUE_OPTIONS and "=" not in args[index]
@@ -60,7 +61,7 @@ def route(args: list[str]) -> list[str]:
     if index < len(args) and args[index] in SUBCOMMANDS:
         # `qac -C dir run x`: options written before the subcommand belong to it.
         return route([args[index], *leading, *args[index + 1 :]])
-    return ["repl", *_with_picker(args)]
+    return ["repl", *args]
 
 
 def _split_print(arg: str) -> list[str]:

@@ -67,6 +67,7 @@ VALUE_OPTIONS = frozenset(
         "--base-url",
         "--api-key-env",
         "--resume",
+        "-r",
         "--sandbox",
         "--approval",
         "--max-turns",
