@@ -277,3 +277,42 @@ def test_a_swe_bench_instance_runs_with_its_tests_shown_and_scored_apart(
         ["git", "worktree", "list"], cwd=checkout, capture_output=True, text=True, check=True
     )
     assert len(worktrees.stdout.splitlines()) == 1  # the job's worktree is gone
+
+
+def test_an_arms_own_cost_budget_holds_under_the_evaluations(
+    qac, model_server: ScriptedServer, repo: Path, tmp_path: Path
+):
+    """`--max-cost` of the evaluation caps each job, but never lifts a smaller budget an arm
+    (or a task) sets: the job stops at the arm's."""
+    home = Path(os.environ["QAC_HOME"])
+    home.mkdir(parents=True, exist_ok=True)
+    (home / "config.toml").write_text(
+        '[models."priced-model"]\nwindow = 32768\ninput = 1000.0\noutput = 1000.0\n'
+    )
+    base = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    task = {"id": "t", "repo": str(repo), "base_commit": base, "prompt": "fix average"}
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text(json.dumps({**task, "test_cmd": TEST_CMD}) + "\n")
+    model_server.script(turn(thinking="Look first.", tool_call=("read_file", {"path": "calc.py"})))
+    out = tmp_path / "out"
+
+    outcome = qac(
+        "eval",
+        str(tasks),
+        "--arm",
+        "frugal=--max-cost 0.000001",
+        "--max-cost",
+        "50",
+        "--out",
+        str(out),
+        "--model",
+        "priced-model",
+        *server_args(model_server),
+    )
+
+    assert outcome.code == 0, outcome.stderr
+    [record] = results(out)
+    assert (record["arm"], record["status"], record["turns"]) == ("frugal", "max_cost", 1)
+    assert len(model_server.requests) == 1

@@ -122,8 +122,22 @@ def run_pool(plan: Plan, log: ResultLog, workroot: Path, show: Show) -> str:
     finished = threading.Event()
     show("start", progress)
 
+    reserved: dict[tuple[str, str], float] = {}
+    """What each running job may still spend of --max-cost: shares, so jobs running at once
+    cannot together spend more than the evaluation has left."""
+
     def over_budget() -> bool:
         return plan.max_cost is not None and progress.spend >= plan.max_cost
+
+    def share(key: tuple[str, str]) -> float | None:
+        """A starting job's cap: what is left beyond the running jobs' shares, split among the
+        workers not yet holding one."""
+        if plan.max_cost is None:
+            return None
+        free = max(1, count - len(reserved))
+        left = plan.max_cost - progress.spend - sum(reserved.values())
+        reserved[key] = max(left, 0.0) / free
+        return reserved[key]
 
     def work() -> None:
         while True:
@@ -131,7 +145,7 @@ def run_pool(plan: Plan, log: ResultLog, workroot: Path, show: Show) -> str:
                 if stopped or closed.is_set() or not pending or over_budget():
                     return
                 task, arm = pending.popleft()
-                left = None if plan.max_cost is None else plan.max_cost - progress.spend
+                left = share((task.id, arm.name))
                 progress.running.append(f"{task.id} [{arm.name}]")
                 show("started", progress)
             try:
@@ -141,6 +155,7 @@ def run_pool(plan: Plan, log: ResultLog, workroot: Path, show: Show) -> str:
                     stopped.append(exc)
                 return
             with lock:
+                reserved.pop((task.id, arm.name), None)
                 if closed.is_set():
                     return
                 log.append(record)
@@ -202,7 +217,7 @@ def run_job(
             return error_record(base, str(exc), started, timings)
         executor = build_executor(plan.settings, plan.env, path)
         flags = [*plan.shared_flags, *task.budgets, *arm.flags]
-        timeout = flag_seconds(flags, "--test-timeout") or plan.settings.command_timeout
+        timeout = flag_number(flags, "--test-timeout") or plan.settings.command_timeout
         if task.setup_cmd:
             setup = run_tests(executor, task.setup_cmd, path, timeout)
             timings["user_s"] += setup.duration_s
@@ -213,7 +228,10 @@ def run_job(
         issue = scratch / "issue.md"
         issue.write_text(task.prompt, encoding="utf-8")
         if cost_left is not None:
-            flags += ["--max-cost", f"{max(cost_left, 0.0):.6f}"]
+            # The job's own budget (task or arm) holds too: the smaller wins, as the last flag.
+            own = flag_number(flags, "--max-cost")
+            cap = cost_left if own is None else min(own, cost_left)
+            flags += ["--max-cost", f"{max(cap, 0.0):.6f}"]
         argv = [sys.executable, "-m", "qwen_agent_cli", "ci", "--test-cmd", task.test_cmd]
         argv += ["--issue", str(issue), "--out", str(job_dir), "--output-format", "json"]
         argv += ["-C", str(path), *(["--allow-dirty"] if task.setup_cmd else []), *flags]
@@ -252,8 +270,8 @@ def _job_env(env: Mapping[str, str]) -> dict[str, str]:
     return {**env, "PYTHONPATH": ":".join(paths)}
 
 
-def flag_seconds(flags: list[str], name: str) -> float | None:
-    """The last value given for a seconds option among `qac ci` flags, if any."""
+def flag_number(flags: list[str], name: str) -> float | None:
+    """The last value given for a numeric option (seconds, USD) among `qac ci` flags, if any."""
     value = None
     for index, word in enumerate(flags):
         if word == name and index + 1 < len(flags):
@@ -268,7 +286,7 @@ def flag_seconds(flags: list[str], name: str) -> float | None:
 
 def _job_timeout(flags: list[str]) -> float:
     """The job's own --timeout plus some grace; hours without one."""
-    timeout = flag_seconds(flags, "--timeout")
+    timeout = flag_number(flags, "--timeout")
     return timeout + JOB_GRACE_S if timeout else NO_TIMEOUT_JOB_S
 
 
