@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -316,3 +317,34 @@ def test_an_arms_own_cost_budget_holds_under_the_evaluations(
     [record] = results(out)
     assert (record["arm"], record["status"], record["turns"]) == ("frugal", "max_cost", 1)
     assert len(model_server.requests) == 1
+
+
+def test_merge_reads_and_writes_only_inside_the_folders(demo_run, tmp_path: Path):
+    """A shard's results file may come from another machine: paths in it that leave the shard
+    or the output folder are neither read nor written."""
+    full, _ = demo_run
+    shard = tmp_path / "shard"
+    shutil.copytree(full, shard)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not to be copied\n")
+    records = results(shard)
+    records[0]["patch"] = "../secret.txt"
+    records[1]["session"] = str(secret)
+    (shard / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "out" / "merged"
+
+    merged = run_eval("merge", str(shard), "--out", str(out), home=tmp_path / "home")
+
+    assert merged.code == 0, merged.stderr
+    assert not (tmp_path / "out" / "secret.txt").exists()
+    patches = [
+        json.loads(line)["model_patch"]
+        for arm in ("preserve", "no-preserve")
+        for line in (out / f"predictions-{arm}.jsonl").read_text().splitlines()
+    ]
+    assert "not to be copied\n" not in patches
+    records[0]["arm"] = "../../escape"
+    (shard / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    refused = run_eval("merge", str(shard), "--out", str(tmp_path / "m2"), home=tmp_path / "home")
+    assert refused.code == 2
+    assert "names an arm qac never writes" in refused.stderr

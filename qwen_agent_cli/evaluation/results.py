@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from qwen_agent_cli import jsonl
 from qwen_agent_cli.errors import ConfigError
+from qwen_agent_cli.evaluation.tasks import ARM_NAME
 
 RESULTS = "results.jsonl"
 META = "eval.json"
@@ -137,9 +138,10 @@ def predictions_path(out: Path, arm: str) -> Path:
 def prediction(out: Path, record: Record) -> dict[str, str]:
     """The SWE-bench prediction of one job: its patch, as git wrote it."""
     patch = ""
-    if record.get("patch"):
+    path = within(out, record.get("patch"))
+    if path is not None:
         with contextlib.suppress(OSError):
-            patch = (out / record["patch"]).read_text(encoding="utf-8", errors="surrogateescape")
+            patch = path.read_text(encoding="utf-8", errors="surrogateescape")
     return {
         "instance_id": str(record["task"]),
         "model_name_or_path": f"qac:{record['arm']}",
@@ -176,21 +178,36 @@ def merge_dirs(sources: list[Path], out: Path) -> tuple[list[Record], dict[str, 
         for key, record in read_results(source / RESULTS).items():
             if key in merged:
                 continue  # two shards ran the same pair: keep the first
+            if not ARM_NAME.match(str(record.get("arm"))):
+                raise ConfigError(f"{source / RESULTS} names an arm qac never writes; not merged")
             merged[key] = record
             for name in ("patch", "session", "report"):
                 _copy_into(source, out, record.get(name))
     return list(merged.values()), {k: v for k, v in meta.items() if k != "shard"}
 
 
-def _copy_into(source: Path, out: Path, relative: Any) -> None:
+def within(root: Path, relative: Any) -> Path | None:
+    """`root/relative` when it is a plain relative path that stays inside root, links
+    resolved; None otherwise. A results file may come from another machine (a CI shard), so
+    the paths it names are checked before anything is read or written there."""
     if not isinstance(relative, str) or not relative:
+        return None
+    parts = Path(relative).parts
+    if Path(relative).is_absolute() or ".." in parts:
+        return None
+    path = root / relative
+    return path if path.resolve().is_relative_to(root.resolve()) else None
+
+
+def _copy_into(source: Path, out: Path, relative: Any) -> None:
+    origin, target = within(source, relative), within(out, relative)
+    if origin is None or target is None:
         return
-    target = out / relative
     if source.resolve() == out.resolve() or target.exists():
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileNotFoundError):
-        shutil.copyfile(source / relative, target)
+        shutil.copyfile(origin, target)
 
 
 def ordered(records: Iterable[Record], arms: list[str]) -> Iterator[Record]:

@@ -28,7 +28,7 @@ from qwen_agent_cli.config import Settings
 from qwen_agent_cli.evaluation.record import error_record, job_record
 from qwen_agent_cli.evaluation.results import Record, ResultLog, append_prediction, job_path
 from qwen_agent_cli.evaluation.shard import ALL, Shard
-from qwen_agent_cli.evaluation.tasks import Arm, Task
+from qwen_agent_cli.evaluation.tasks import ARM_NAME, Arm, Task
 from qwen_agent_cli.evaluation.worktree import (
     JobSetupError,
     Sources,
@@ -207,7 +207,8 @@ def run_job(
     scratch = workroot / hashlib.sha256(relative.encode()).hexdigest()[:12]
     shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True)
-    path = scratch / (Path(task.repo.rstrip("/")).name.removesuffix(".git") or "repo")
+    name = Path(task.repo.rstrip("/")).name.removesuffix(".git")
+    path = scratch / (name if ARM_NAME.match(name) else "repo")  # never `..` of a URL
     timings: dict[str, float] = {"user_s": 0.0, "ci_s": 0.0}
     base: Record = {"task": task.id, "arm": arm.name}
     try:
