@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from qwen_agent_cli.evaluation.results import Record
-
-CHARS_PER_TOKEN = 4
-"""For reasoning whose reply carried no token counts (an estimate, as `tokens` makes one)."""
+from qwen_agent_cli.tokens import CHARS_PER_TOKEN
 
 
 def job_record(

@@ -12,15 +12,10 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from qwen_agent_cli.context import CHECKPOINT_IDENTITY
 from qwen_agent_cli.evaluation.tasks import Task
 from qwen_agent_cli.repository import GitError, Repository
 
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "qac",
-    "GIT_AUTHOR_EMAIL": "qac@localhost",
-    "GIT_COMMITTER_NAME": "qac",
-    "GIT_COMMITTER_EMAIL": "qac@localhost",
-}
 FETCH_ALLOWED = ("-c", "protocol.allow=always")
 """qac's git calls allow no transport; fetching a task's URL is the one place that needs one."""
 LOCAL_FETCH = ("-c", "protocol.file.allow=always")
@@ -110,7 +105,7 @@ def _commit_patch(worktree: Repository, patch: str, scratch: Path) -> str:
         tree = worktree.git("write-tree").strip()
         head = worktree.git("rev-parse", "HEAD").strip()
         commit = worktree.git(
-            "commit-tree", tree, "-p", head, "-m", "qac eval: test patch", env=IDENTITY
+            "commit-tree", tree, "-p", head, "-m", "qac eval: test patch", env=CHECKPOINT_IDENTITY
         ).strip()
         worktree.git("update-ref", "--no-deref", "HEAD", commit)
     except GitError as exc:
