@@ -12,6 +12,7 @@ import time
 import typer
 
 from qwen_agent_cli import __version__, signals
+from qwen_agent_cli.argv import last_option
 from qwen_agent_cli.cli import config, doctor, init, mcp, run, sessions, undo
 from qwen_agent_cli.cli import eval as eval_command
 from qwen_agent_cli.cli.app import (
@@ -174,16 +175,9 @@ def _failure_result(routed: list[str], message: str, status: str, started: float
 
 
 def _format_flag(routed: list[str]) -> str | None:
-    """`--output-format X` as written (the last one wins, as in click), else the environment."""
-    found = os.environ.get("QAC_OUTPUT_FORMAT")
-    for index, token in enumerate(routed):
-        if token == "--":
-            break
-        if token == "--output-format" and index + 1 < len(routed):
-            found = routed[index + 1]
-        elif token.startswith("--output-format="):
-            found = token.partition("=")[2]
-    return found
+    """`--output-format X` as written, else the environment."""
+    written = last_option(routed, "--output-format")
+    return os.environ.get("QAC_OUTPUT_FORMAT") if written is None else written
 
 
 def _framework_exit(exc: Exception) -> tuple[int, str] | None:

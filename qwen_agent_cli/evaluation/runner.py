@@ -1,6 +1,6 @@
 """One job and the pool that runs them. A job is `qac ci` in a separate process, in a fresh
-worktree of the task's commit, with the arm's flags; afterwards, outside the model's reach,
-the worktree is reset to that commit, the job's patch (and the hidden test patch) applied and
+checkout of the task's commit, with the arm's flags; afterwards, outside the model's reach,
+the checkout is reset to that commit, the job's patch (and the hidden test patch) applied and
 the hidden tests run in the sandbox. The pool runs N jobs at once on threads that each wait
 on their own process, records each job as it finishes, and stops at the evaluation's budget.
 """
@@ -22,21 +22,22 @@ from pathlib import Path
 from typing import Any
 
 import qwen_agent_cli
+from qwen_agent_cli.argv import last_option
 from qwen_agent_cli.assemble import build_executor
 from qwen_agent_cli.ci import run_tests
 from qwen_agent_cli.config import Settings
+from qwen_agent_cli.evaluation.checkout import (
+    JobSetupError,
+    Sources,
+    add_checkout,
+    apply_patch,
+    clean_checkout,
+    remove_checkout,
+)
 from qwen_agent_cli.evaluation.record import error_record, job_record
 from qwen_agent_cli.evaluation.results import Record, ResultLog, append_prediction, job_path
 from qwen_agent_cli.evaluation.shard import ALL, Shard
 from qwen_agent_cli.evaluation.tasks import ARM_NAME, Arm, Task
-from qwen_agent_cli.evaluation.worktree import (
-    JobSetupError,
-    Sources,
-    add_worktree,
-    apply_patch,
-    clean_checkout,
-    remove_worktree,
-)
 from qwen_agent_cli.repository import GitError, Repository
 from qwen_agent_cli.sandbox import Executor, run_process
 
@@ -213,7 +214,7 @@ def run_job(
     base: Record = {"task": task.id, "arm": arm.name}
     try:
         try:
-            worktree, start = add_worktree(sources, task, path)
+            checkout, start = add_checkout(sources, task, path)
         except JobSetupError as exc:
             return error_record(base, str(exc), started, timings)
         executor = build_executor(plan.settings, plan.env, path)
@@ -252,10 +253,10 @@ def run_job(
             if ran.exit_code in ABORTING_EXITS:
                 raise JobAbort(ran.exit_code, f"{task.id} [{arm.name}]: {last}")
             return error_record(base, f"qac ci exited {ran.exit_code}: {last}", started, timings)
-        verdict = _verify(task, worktree, start, job_dir, executor, timeout, timings)
+        verdict = _verify(task, checkout, start, job_dir, executor, timeout, timings)
         return job_record(base, relative, report, verdict, job_dir, started, timings)
     finally:
-        remove_worktree(path)
+        remove_checkout(path)
         shutil.rmtree(scratch, ignore_errors=True)
 
 
@@ -273,12 +274,7 @@ def _job_env(env: Mapping[str, str]) -> dict[str, str]:
 
 def flag_number(flags: list[str], name: str) -> float | None:
     """The last value given for a numeric option (seconds, USD) among `qac ci` flags, if any."""
-    value = None
-    for index, word in enumerate(flags):
-        if word == name and index + 1 < len(flags):
-            value = flags[index + 1]
-        elif word.startswith(f"{name}="):
-            value = word.split("=", 1)[1]
+    value = last_option(flags, name)
     try:
         return float(value) if value else None
     except ValueError:
@@ -301,7 +297,7 @@ def _read_json(path: Path) -> dict[str, Any] | None:
 
 def _verify(
     task: Task,
-    worktree: Repository,
+    checkout: Repository,
     start: str,
     job_dir: Path,
     executor: Executor,
@@ -314,22 +310,22 @@ def _verify(
     if not patch.exists() or patch.stat().st_size == 0:
         return {"verified": False, "note": "no change"}
     try:
-        clean_checkout(worktree, start)
+        clean_checkout(checkout, start)
     except GitError as exc:
-        return {"verified": False, "note": f"cannot reset the worktree: {exc}"}
-    problem = apply_patch(worktree, patch)
+        return {"verified": False, "note": f"cannot reset the checkout: {exc}"}
+    problem = apply_patch(checkout, patch)
     if problem:
         return {"verified": False, "note": f"the patch does not apply: {problem}"}
     if task.test_patch and not task.tests_visible:
         hidden_patch = job_dir.parent / f".{job_dir.name}.test.patch"
         hidden_patch.write_text(task.test_patch, encoding="utf-8", errors="surrogateescape")
         try:
-            problem = apply_patch(worktree, hidden_patch)
+            problem = apply_patch(checkout, hidden_patch)
         finally:
             hidden_patch.unlink()
         if problem:
             return {"verified": False, "note": f"the test_patch does not apply: {problem}"}
-    path = worktree.root
+    path = checkout.root
     if task.setup_cmd:
         setup = run_tests(executor, task.setup_cmd, path, timeout)
         timings["user_s"] += setup.duration_s

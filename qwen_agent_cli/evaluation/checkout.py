@@ -23,7 +23,7 @@ LOCAL_FETCH = ("-c", "protocol.file.allow=always")
 
 
 class JobSetupError(Exception):
-    """The job's worktree could not be made; the job is recorded as an error."""
+    """The job's checkout could not be made; the job is recorded as an error."""
 
 
 @dataclass
@@ -74,7 +74,7 @@ def _has_commit(repository: Repository, commit: str) -> bool:
     return True
 
 
-def add_worktree(sources: Sources, task: Task, path: Path) -> tuple[Repository, str]:
+def add_checkout(sources: Sources, task: Task, path: Path) -> tuple[Repository, str]:
     """A fresh repository at path holding the task's commit, checked out detached; returns it
     and the commit the job starts from (the task's, or one on top holding a visible test
     patch). Its own `.git` inside it, not a linked worktree's pointer to the source: the
@@ -97,39 +97,39 @@ def add_worktree(sources: Sources, task: Task, path: Path) -> tuple[Repository, 
     return checkout, start
 
 
-def _commit_patch(worktree: Repository, patch: str, scratch: Path) -> str:
+def _commit_patch(checkout: Repository, patch: str, scratch: Path) -> str:
     """Apply the test patch and commit it (plumbing only), so the job's patch leaves it out."""
     scratch.write_text(patch, encoding="utf-8", errors="surrogateescape")
     try:
-        worktree.git("apply", "--index", "--binary", str(scratch))
-        tree = worktree.git("write-tree").strip()
-        head = worktree.git("rev-parse", "HEAD").strip()
-        commit = worktree.git(
+        checkout.git("apply", "--index", "--binary", str(scratch))
+        tree = checkout.git("write-tree").strip()
+        head = checkout.git("rev-parse", "HEAD").strip()
+        commit = checkout.git(
             "commit-tree", tree, "-p", head, "-m", "qac eval: test patch", env=CHECKPOINT_IDENTITY
         ).strip()
-        worktree.git("update-ref", "--no-deref", "HEAD", commit)
+        checkout.git("update-ref", "--no-deref", "HEAD", commit)
     except GitError as exc:
         raise JobSetupError(f"the task's test_patch does not apply: {exc}") from None
     return commit
 
 
-def clean_checkout(worktree: Repository, commit: str) -> None:
+def clean_checkout(checkout: Repository, commit: str) -> None:
     """Back to exactly `commit`: every change, new file and ignored file the run left removed."""
-    worktree.git("reset", "-q", "--hard", commit)
-    worktree.git("clean", "-q", "-ffdx")
+    checkout.git("reset", "-q", "--hard", commit)
+    checkout.git("clean", "-q", "-ffdx")
 
 
-def apply_patch(worktree: Repository, patch: Path) -> str | None:
+def apply_patch(checkout: Repository, patch: Path) -> str | None:
     """Apply a patch file; returns git's complaint when it does not apply."""
     if patch.stat().st_size == 0:
         return None
     try:
-        worktree.git("apply", "--binary", "--whitespace=nowarn", str(patch))
+        checkout.git("apply", "--binary", "--whitespace=nowarn", str(patch))
     except GitError as exc:
         return str(exc) or "git apply failed"
     return None
 
 
-def remove_worktree(path: Path) -> None:
+def remove_checkout(path: Path) -> None:
     """Remove the job's repository; a failure leaves files, never an error."""
     shutil.rmtree(path, ignore_errors=True)
